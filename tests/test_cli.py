@@ -1,0 +1,40 @@
+"The console script as a user runs it: clear one-line errors with exit status 2, and the main job."
+import os, subprocess, sys
+from pathlib import Path
+from conftest import free_port, ROOT
+
+AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
+
+def run(*args, timeout=300, **env):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+    e.update(env)
+    return subprocess.run([AGENT_SLO, *args], env=e, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+def test_malformed_setting_names_the_key():
+    r = run('models', MAX_THOUGHT_TOKENS='many')
+    assert r.returncode == 2 and 'MAX_THOUGHT_TOKENS' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = run('models', AGENT_SLO_MAX_QUEU='3')
+    assert r.returncode == 2 and 'unknown environment variable AGENT_SLO_MAX_QUEU' in r.stderr, r.stderr
+
+def test_malformed_config_file(tmp_path):
+    p = tmp_path/'bad.yaml'; p.write_text('provider: [embedded\n')
+    r = run('--config', str(p), 'models')
+    assert r.returncode == 2 and 'not valid YAML' in r.stderr, r.stderr
+
+def test_unreachable_endpoint_is_one_clear_line():
+    url = f'http://127.0.0.1:{free_port()}/v1'
+    r = run('models', AOFW_PROVIDER='lmstudio', OPENAI_API_BASE=url, AGENT_SLO_MAX_RETRIES='0')
+    assert r.returncode == 2 and f'cannot reach {url}' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_models_and_chat_on_embedded():
+    r = run('models')
+    assert r.returncode == 0 and r.stdout.strip() == 'SmolLM2-135M-Instruct', r.stderr
+    r = run('chat', 'Name a fruit as JSON.', '--max-tokens', '24', '--schema',
+            '{"type": "object", "properties": {"fruit": {"type": "string", "maxLength": 16}}, "required": ["fruit"]}')
+    assert r.returncode == 0 and r.stdout.strip().startswith('{"fruit": "') and 'TTFT' in r.stderr, (r.stdout, r.stderr)
+
+def test_demo_main_job():
+    r = run('demo', timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for step in ('chat', 'tool call', 'batch 8', 'served, streamed'): assert step in r.stdout, r.stdout
+    assert 'Paris' in r.stdout
