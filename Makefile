@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check lab bench clean
+.PHONY: install demo test test-all export-check readme lab bench clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,16 @@ install: $(STAMP)
 demo: install
 	$(BIN)/agent-slo demo
 
-# the notebooks are the source: fail if exporting them would change agent_slo/
+# README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)
+readme: install
+	$(BIN)/python -c "import pypandoc; pypandoc.convert_file('nbs/index.ipynb', 'gfm-raw_html', format='ipynb', outputfile='README.md', extra_args=['--wrap=none'])"
+
+# the notebooks are the source: fail if exporting them would change agent_slo/ or README.md
 export-check: install
 	$(BIN)/nbdev_export
-	@git diff --quiet --exit-code -- agent_slo && test -z "$$(git status --porcelain -- agent_slo)" \
-	  || { echo "agent_slo/ differs from what nbs/ exports: edit the notebooks, run nbdev_export, commit both"; git status --short -- agent_slo; exit 1; }
+	@$(MAKE) -s readme
+	@test -z "$$(git status --porcelain -- agent_slo README.md)" \
+	  || { echo "agent_slo/ or README.md differs from what nbs/ exports: edit the notebooks, run nbdev_export and make readme, commit both"; git status --short -- agent_slo README.md; exit 1; }
 
 test: export-check
 	$(BIN)/python -m pytest
