@@ -1,7 +1,8 @@
 "The console script as a user runs it: clear one-line errors with exit status 2, and the main job."
 import os, subprocess, sys
 from pathlib import Path
-from conftest import free_port, ROOT
+from conftest import ROOT
+from agent_slo.serve import free_port
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from agent_slo.config import load_settings
 from agent_slo.engine import ChatRequest, OpenAIEngine, ServerError, EngineTimeout, EndpointUnreachable
-from conftest import free_port
+from agent_slo.serve import free_port
 
 ASK = ChatRequest([{'role': 'user', 'content': 'hi'}], max_tokens=8)
 

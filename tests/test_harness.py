@@ -1,0 +1,108 @@
+"""The harness against real processes and servers: a run killed half-way resumes without loss or duplicates,
+engine failures become error records (and are retried on resume), and the open-loop generator keeps its schedule."""
+import json, os, signal, subprocess, sys, textwrap, time
+from collections import Counter
+from pathlib import Path
+import numpy as np, pytest
+
+from agent_slo.agent import AgentConfig
+from agent_slo.harness import run_suite, run_load, read_records, load_records, arrival_times, config_id, find_max_rate
+from agent_slo.tasks import subset
+from agent_slo.serve import free_port
+from agent_slo import metrics
+from test_client_errors import Scripted
+
+CFG = AgentConfig(max_tokens=48, max_calls=1)
+MODEL = 'SmolLM2-135M-Instruct'
+
+RUNNER = textwrap.dedent('''
+    import sys
+    from agent_slo.engine import HFEngine
+    from agent_slo.tasks import subset
+    from agent_slo.agent import AgentConfig
+    from agent_slo.harness import run_suite
+    run_suite(HFEngine(threads=2), subset('simple_python', 8, seed=5), AgentConfig(max_tokens=48, max_calls=1),
+              sys.argv[1], batch_size=2, progress=False)
+''')
+
+def test_resume_after_kill(tmp_path):
+    out = tmp_path/'run.jsonl'
+    script = tmp_path/'runner.py'; script.write_text(RUNNER)
+    p = subprocess.Popen([sys.executable, str(script), str(out)])
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or out.read_text().count('\n') < 2): time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+    n_before = len(read_records(out))
+    assert 2 <= n_before < 8, f"the kill should land mid-run, after {n_before} records"
+    subprocess.run([sys.executable, str(script), str(out)], check=True, timeout=600)
+    recs = read_records(out)
+    keys = Counter((r['task_id'], r['repeat']) for r in recs)
+    assert len(keys) == 8, "every task has a record"
+    assert max(keys.values()) == 1, f"no task was recorded twice: {keys}"
+    assert out.read_text().endswith('\n') and all(json.loads(l) for l in out.read_text().splitlines())
+
+def test_engine_errors_become_records_and_are_retried(tmp_path, load_server):
+    tasks = subset('live_simple', 3, seed=1)
+    out = tmp_path/'err.jsonl'
+    from agent_slo.engine import OpenAIEngine
+    from agent_slo.config import load_settings
+    dead = OpenAIEngine(f'http://127.0.0.1:{free_port()}/v1', 'none', model=MODEL,   # same config, nobody listening
+                        settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), max_retries=0)
+    run_suite(dead, tasks, CFG, out, progress=False)
+    recs = read_records(out)
+    assert [r['error_type'] for r in recs] == ['unreachable']*3 and all(r['error_source'] == 'engine' for r in recs)
+    assert all('cannot reach' in r['error_message'] for r in recs)
+    live = load_server.engine(model=MODEL)
+    assert config_id(CFG, live) == config_id(CFG, dead)
+    run_suite(live, tasks, CFG, out, progress=False)   # resume: the failed keys are tried again
+    df = load_records(out)
+    assert len(read_records(out)) == 6 and len(df) == 3
+    assert df['error_source'].ne('engine').all() and (df['ttft_s'] > 0).all()
+
+def test_timeouts_and_5xx_become_records(tmp_path):
+    tasks = subset('simple_python', 2, seed=2)
+    from agent_slo.engine import OpenAIEngine
+    from agent_slo.config import load_settings
+    with Scripted(['sleep']) as slow, Scripted([500]) as broken:
+        for srv, etype in ((slow, 'timeout'), (broken, 'server_error')):
+            eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), timeout=1, max_retries=1)
+            out = tmp_path/f'{etype}.jsonl'
+            run_suite(eng, tasks, CFG, out, progress=False)
+            assert [r['error_type'] for r in read_records(out)] == [etype]*2
+
+def test_garbage_output_is_a_checker_error(tmp_path):
+    "A server that answers prose: recorded as BFCL's wrong-format error, not a crash."
+    tasks = subset('simple_python', 2, seed=3)
+    from agent_slo.engine import OpenAIEngine
+    from agent_slo.config import load_settings
+    with Scripted(['ok']) as srv:   # streams 'Hello!' whatever it is asked
+        eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
+        run_suite(eng, tasks, AgentConfig(constrained=False), tmp_path/'g.jsonl', progress=False)
+    recs = read_records(tmp_path/'g.jsonl')
+    assert all(r['error_type'] == 'ast_decoder:decoder_wrong_output_format' and r['error_source'] == 'checker'
+               and not r['json_valid'] and r['calls_norm'] == '<unparseable>' for r in recs), recs
+
+def test_open_loop_keeps_its_schedule_on_a_real_server(tmp_path, load_server):
+    tasks = subset(['simple_python', 'live_simple'], 16, seed=4)
+    rate, out = 4.0, tmp_path/'load.jsonl'
+    run_load(load_server.engine(), tasks, AgentConfig(max_tokens=8, max_calls=1), out, rate, seed=7, progress=False)
+    df = load_records(out)
+    assert len(df) == 16 and (df['load_level'] == rate).all() and (df['mode'] == 'open').all()
+    offsets = arrival_times(16, rate, seed=7)
+    sched = np.sort(df['t_scheduled'].to_numpy())
+    np.testing.assert_allclose(sched - sched[0], offsets - offsets[0], atol=1e-6)   # the seeded schedule, rescaled to n/rate
+    lag = df['send_lag_s'].to_numpy()
+    assert (lag >= 0).all() and np.percentile(lag, 99) < 0.25, lag   # sends keep to the schedule while the server is busy
+    achieved = 15/(df['t_submit'].max() - df['t_submit'].min())
+    expected = 15/(offsets[-1] - offsets[0])
+    assert abs(achieved/expected - 1) < 0.1, (achieved, expected)
+    assert df['error_type'].ne('rate_limited').all() and (df['ttft_s'] > 0).all()
+
+def test_find_max_rate_on_a_real_server(tmp_path, load_server):
+    tasks = subset('simple_python', 4, seed=6)
+    res = find_max_rate(load_server.engine(), tasks, AgentConfig(max_tokens=4, max_calls=1), tmp_path/'search.jsonl',
+                        slo={'e2e_s': 60.0}, target=0.0, rates=(1, 2), bisect_steps=0, progress=False)
+    assert res['max_rate'] == 2 and set(res['tried']) == {1, 2}
+    res = find_max_rate(load_server.engine(), tasks, AgentConfig(max_tokens=4, max_calls=1), tmp_path/'search.jsonl',
+                        slo={'ttft_s': 1e-4}, target=0.5, rates=(1, 2), bisect_steps=0, progress=False)
+    assert res['max_rate'] is None and res['tried'][1] == 0.0
