@@ -1,5 +1,5 @@
 # agent-slo: two commands on a fresh machine with python3 and make.
-#   make demo   set up .venv and run the main job on the embedded model
+#   make demo   set up .venv and run the main job (a quick P1 run) on the embedded model
 #   make test   set up .venv and run the whole suite (notebooks + tests/), ending in pytest's summary
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab bench clean
+.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs bench-foundation bench-harness clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,24 @@ $(STAMP): requirements.txt setup.py settings.ini
 
 install: $(STAMP)
 
+# the main job: a quick P1 run on the embedded model (accuracy, stability, two-point QPS sweep, paper draft)
 demo: install
-	$(BIN)/agent-slo demo
+	$(BIN)/agent-slo p1 --quick
+
+p1: install
+	$(BIN)/agent-slo p1
+
+stability: install
+	$(BIN)/agent-slo stability
+
+bench: install
+	$(BIN)/agent-slo bench
+
+agg: install
+	$(BIN)/agent-slo agg
+
+figs: install
+	$(BIN)/agent-slo figs
 
 # README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)
 readme: install
@@ -43,8 +59,11 @@ test: export-check
 test-all: export-check
 	$(BIN)/python -m pytest --slow
 
-bench: install
+bench-foundation: install
 	$(BIN)/python benchmarks/bench_foundation.py
+
+bench-harness: install
+	$(BIN)/python benchmarks/bench_harness.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/

@@ -1,0 +1,37 @@
+"""The P1 experiment end to end, as `agent-slo p1` runs it: a real papermill execution of papers/p1.ipynb on the embedded
+model, producing records, eval_summary.csv, the figures and the rendered paper draft."""
+import json, os, subprocess, sys
+from pathlib import Path
+import pandas as pd
+
+from conftest import ROOT
+
+def test_p1_pipeline_tiny(tmp_path):
+    out, agg, figs = tmp_path/'p1', tmp_path/'agg', tmp_path/'figs'
+    params = ['limit=4', 'stability_limit=2', 'repeats=2', 'load_limit=4', 'qps=[2]', 'max_tokens=48',
+              f'figures_dir={figs}', f'aggregate_dir={agg}', 'wandb_log=true']
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+    env.update(WANDB_DIR=str(tmp_path), WANDB_MODE='offline')
+    r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p1', '--quick', '--out', str(out),
+                        *[a for p in params for a in ('-p', p)]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    s = pd.read_csv(agg/'eval_summary.csv')
+    assert set(s['stage']) == {'accuracy', 'stability', 'load'}
+    assert set(s['category']) == {'simple_python', 'live_simple'}
+    acc = s[s['stage'] == 'accuracy']
+    assert set(acc['constrained']) == {True, False} and (acc['n'] == 2).all()
+    assert (s[s['stage'] == 'stability']['repeats'] == 2).all() and s[s['stage'] == 'stability']['disagreement'].notna().all()
+    assert (s[s['stage'] == 'load']['load_level'] == 2.0).all()
+    for c in ('success', 'success_lo', 'success_hi', 'ttft_s_p95', 'e2e_s_p99', 'success_at_slo_ttft1_e2e5', 'goodput_rps_e2e15'):
+        assert c in s.columns, c
+    for name in ('p1_latency_cdf', 'p1_disagreement', 'p1_qps'):
+        for ext in ('png', 'pdf'): assert (figs/f'{name}.{ext}').stat().st_size > 5000, name
+    executed = json.loads((out/'p1.ipynb').read_text())
+    assert executed['metadata']['papermill']['parameters']['limit'] == 4
+    assert (out/'paper'/'p1.pdf').read_bytes()[:5] == b'%PDF-'
+    assert 'success@SLO' in (out/'paper'/'p1.html').read_text()
+    assert (out/'paper'/'latex'/'p1.tex').exists()
+    recs = [json.loads(l) for l in (out/'records.jsonl').read_text().splitlines()]
+    assert len(recs) == 4*2 + 2*2*2 + 4   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load
+    assert 'P1 summary' in r.stdout
+    assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
