@@ -20,26 +20,19 @@ def pytest_collection_modifyitems(config, items):
     for it in items:
         if 'slow' in it.keywords: it.add_marker(skip)
 
-def _serve(tmp, **env):
-    return LocalServer({'AGENT_SLO_THREADS': 2, **env}, log_path=tmp/'serve.log')
+def _server_fixture(name:str, doc:str, **env):
+    "A session-scoped fixture `name` running one real `agent-slo serve` with these settings."
+    @pytest.fixture(scope='session', name=name)
+    def fixture(tmp_path_factory):
+        s = LocalServer({'AGENT_SLO_THREADS': 2, **env}, log_path=tmp_path_factory.mktemp('serve')/'serve.log')
+        yield s
+        s.stop()
+    fixture.__doc__ = doc
+    return fixture
 
-@pytest.fixture(scope='session')
-def server(tmp_path_factory):
-    "The default server: embedded engine, an API key, a roomy queue."
-    s = _serve(tmp_path_factory.mktemp('srv'), AGENT_SLO_SERVE_API_KEY='test-key', AGENT_SLO_MAX_QUEUE=8, AGENT_SLO_MAX_BATCH=4)
-    yield s
-    s.stop()
-
-@pytest.fixture(scope='session')
-def tight_server(tmp_path_factory):
-    "A server that admits one request at a time: the backpressure case."
-    s = _serve(tmp_path_factory.mktemp('tight'), AGENT_SLO_MAX_QUEUE=1, AGENT_SLO_MAX_BATCH=1)
-    yield s
-    s.stop()
-
-@pytest.fixture(scope='session')
-def load_server(tmp_path_factory):
-    "A server for load tests: batches of up to 8, a queue of 64."
-    s = _serve(tmp_path_factory.mktemp('load'), AGENT_SLO_MAX_QUEUE=64, AGENT_SLO_MAX_BATCH=8)
-    yield s
-    s.stop()
+server = _server_fixture('server', "The default server: embedded engine, an API key, a roomy queue.",
+                         AGENT_SLO_SERVE_API_KEY='test-key', AGENT_SLO_MAX_QUEUE=8, AGENT_SLO_MAX_BATCH=4)
+tight_server = _server_fixture('tight_server', "A server that admits one request at a time: the backpressure case.",
+                               AGENT_SLO_MAX_QUEUE=1, AGENT_SLO_MAX_BATCH=1)
+load_server = _server_fixture('load_server', "A server for load tests: batches of up to 8, a queue of 64.",
+                              AGENT_SLO_MAX_QUEUE=64, AGENT_SLO_MAX_BATCH=8)
