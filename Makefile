@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs bench-foundation bench-harness clean
+.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs bench-foundation bench-harness bench-reward clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,9 @@ bench-foundation: install
 
 bench-harness: install
 	$(BIN)/python benchmarks/bench_harness.py
+
+bench-reward: install
+	$(BIN)/python benchmarks/bench_reward.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/
