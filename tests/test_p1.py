@@ -35,3 +35,12 @@ def test_p1_pipeline_tiny(tmp_path):
     assert len(recs) == 4*2 + 2*2*2 + 4   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load
     assert 'P1 summary' in r.stdout
     assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
+
+    # P2 on the same records: scores every closed-loop configuration, draws the front, names an operating point or says why none
+    r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p2', '--out', str(out), '--aggregate-dir', str(agg),
+                        '--figures-dir', str(figs)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sc = pd.read_csv(agg/'p2_scores.csv')
+    assert len(sc) == 4 and {'R', 'r_schema', 'r_succ', 'L', 'C', 'D', 'passes_gates', 'success_at_slo'} <= set(sc.columns)
+    assert 'operating point:' in r.stdout
+    for name in ('p2_pareto', 'p2_weight_sweep'): assert (figs/f'{name}.png').stat().st_size > 5000
