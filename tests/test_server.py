@@ -116,3 +116,20 @@ def test_client_disconnect_mid_stream_frees_the_slot(tight_server):
     while httpx.get(srv.base_url.replace('/v1', '/healthz')).json()['queue_depth'] and time.time() < deadline: time.sleep(0.1)
     assert httpx.get(srv.base_url.replace('/v1', '/healthz')).json()['queue_depth'] == 0, "the cancelled request still holds the slot"
     assert client(srv, 'none').chat.completions.create(model=MODEL, messages=ASK, max_tokens=4, temperature=0).choices[0].message.content
+
+def test_local_server_dies_with_its_parent():
+    "A run killed half-way (SIGKILL, no cleanup) never leaves its `agent-slo serve` behind."
+    import os, signal, subprocess, sys, textwrap
+    code = textwrap.dedent('''
+        import time
+        from agent_slo.serve import LocalServer
+        s = LocalServer()
+        print(s.proc.pid, flush=True)
+        time.sleep(600)
+    ''')
+    p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    child = int(p.stdout.readline())
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE: time.sleep(0.2)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, "the server outlived its parent"
