@@ -18,7 +18,7 @@ def records(n, k, seed=0):
     return pd.DataFrame({'config_hash': [f'c{c:02d}' for c in cfg], 'stage': 'stability', 'load_level': None,
                          'task_id': [f't{t}' for t in rng.integers(0, n//5, n)], 'schema_valid': rng.random(n) < 0.8,
                          'success': rng.random(n) < 0.3, 'error_source': np.where(rng.random(n) < 0.01, 'engine', None),
-                         'e2e_s': rng.gamma(2, 4, n), 'completion_tokens': rng.integers(10, 128, n),
+                         'e2e_s': rng.gamma(2, 4, n), 'ttft_s': rng.gamma(2, 0.5, n), 'completion_tokens': rng.integers(10, 128, n),
                          'calls_norm': [f'a{x}' for x in rng.integers(0, 3, n)]})
 
 def main():

@@ -8,7 +8,7 @@ MODEL = 'SmolLM2-135M-Instruct'
 ASK = [{'role': 'user', 'content': 'What is the capital of France?'}]
 
 def client(srv, key='test-key'): return openai.OpenAI(base_url=srv.base_url, api_key=key, max_retries=0, timeout=120)
-def engine(srv, key='test-key', **kw): return OpenAIEngine(srv.base_url, key, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
+def engine(srv, key='test-key', **kw): return srv.engine(api_key=key, **kw)
 
 def test_binds_loopback_only(server):
     addrs = {c.laddr.ip for c in psutil.Process(server.proc.pid).net_connections('tcp') if c.status == psutil.CONN_LISTEN}
