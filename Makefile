@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs bench-foundation bench-harness bench-reward clean
+.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps bench-foundation bench-harness bench-reward bench-constrained clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,23 @@ agg: install
 figs: install
 	$(BIN)/agent-slo figs
 
+# P2: the configuration grid of configs/sweep.yaml, one papermill notebook per point (resumable), then the P2 notebook over it.
+# SWEEP_STEPS caps the points run per invocation; SWEEP_ENGINE=ray runs them on Ray (RAY_ADDRESS for a cluster).
+SWEEP_STEPS ?=
+SWEEP_ENGINE ?= local
+sweeps: install
+	SWEEP_STEPS=$(SWEEP_STEPS) $(BIN)/agent-slo sweeps --engine $(SWEEP_ENGINE)
+	$(BIN)/agent-slo p2 --records out/sweeps
+
+p2: install
+	$(BIN)/agent-slo p2
+
+p3: install
+	$(BIN)/agent-slo p3
+
+p5: install
+	$(BIN)/agent-slo p5
+
 # README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)
 readme: install
 	$(BIN)/python -c "import pypandoc; pypandoc.convert_file('nbs/index.ipynb', 'gfm-raw_html', format='ipynb', outputfile='README.md', extra_args=['--wrap=none'])"
@@ -67,6 +84,9 @@ bench-harness: install
 
 bench-reward: install
 	$(BIN)/python benchmarks/bench_reward.py
+
+bench-constrained: install
+	$(BIN)/python benchmarks/bench_constrained.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/

@@ -39,23 +39,13 @@ def bench_batch(eng, reps, tokens):
     return st.median(b1), st.median(b8)
 
 def bench_constrained(eng, reps, tokens):
-    import xgrammar as xgr, torch
     free, cons, mask = [], [], []
     for i in tqdm(range(reps), desc='constrained vs free', leave=False):
         p = PROMPTS[i % len(PROMPTS)]
         free.append(ms_per_token(eng.complete(ChatRequest(user(p), max_tokens=tokens))))
         c = eng.complete(ChatRequest(user(p + ' Answer as JSON {"text": ...}.'), max_tokens=tokens, json_schema=LONG_STRING))
         cons.append(ms_per_token(c))
-        # the mask cost alone: replay the constrained output through a fresh matcher, timing fill + apply per token
-        ids = eng.tok.encode(c.text, add_special_tokens=False)
-        m = xgr.GrammarMatcher(eng.grammar(LONG_STRING)); bm = xgr.allocate_token_bitmask(1, eng.vocab_size)
-        logits = torch.zeros(1, eng.vocab_size)
-        t0 = time.perf_counter(); n = 0
-        for t in ids:
-            m.fill_next_token_bitmask(bm, 0); xgr.apply_token_bitmask_inplace(logits, bm)
-            if not m.accept_token(t): break
-            n += 1
-        mask.append(1000*(time.perf_counter() - t0)/max(n, 1))
+        mask.append(eng.mask_cost_ms(LONG_STRING, c.text))   # the mask cost alone, replayed on the constrained output
     return st.median(free), st.median(cons), st.median(mask)
 
 def bench_server_ttft(eng, reps):

@@ -36,11 +36,16 @@ def test_p1_pipeline_tiny(tmp_path):
     assert 'P1 summary' in r.stdout
     assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
 
-    # P2 on the same records: scores every closed-loop configuration, draws the front, names an operating point or says why none
-    r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p2', '--out', str(out), '--aggregate-dir', str(agg),
-                        '--figures-dir', str(figs)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # P2 on the same records, as the papermill P2 notebook: scores every closed-loop configuration, draws the front,
+    # names an operating point (or says why none passes and what gate would admit one), renders the draft
+    r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p2', '--records', str(out), '--out', str(tmp_path/'p2'),
+                        '--aggregate-dir', str(agg), '--figures-dir', str(figs)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     sc = pd.read_csv(agg/'p2_scores.csv')
-    assert len(sc) == 4 and {'R', 'r_schema', 'r_succ', 'L', 'C', 'D', 'passes_gates', 'success_at_slo'} <= set(sc.columns)
-    assert 'operating point:' in r.stdout
+    assert len(sc) == 4 and {'R', 'r_schema', 'r_succ', 'L', 'C', 'D', 'passes_gates', 'success_at_slo', 'pareto'} <= set(sc.columns)
+    assert sc['pareto'].any()
+    assert 'operating point at λ*=' in r.stdout
     for name in ('p2_pareto', 'p2_weight_sweep'): assert (figs/f'{name}.png').stat().st_size > 5000
+    assert (tmp_path/'p2'/'paper'/'p2.pdf').read_bytes()[:5] == b'%PDF-'
+    grid = pd.read_csv(agg/'p2_weight_grid.csv')
+    assert len(grid) == 6*4*3*4   # every (λ, μ, γ) of the notebook's grid, for each configuration
