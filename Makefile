@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps bench-foundation bench-harness bench-reward bench-constrained clean
+.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft bench-foundation bench-harness bench-reward bench-constrained clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ p3: install
 
 p5: install
 	$(BIN)/agent-slo p5
+
+# RL: LoRA SFT of the embedded model from configs/rl/sft.yaml; the adapter lands in artifacts/lora/tool-sft/
+train.sft: install
+	$(BIN)/agent-slo train sft
 
 # README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)
 readme: install
