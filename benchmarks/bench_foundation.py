@@ -2,7 +2,7 @@
 
 Each figure is printed next to a baseline measured in the same run, with the ratio:
   - decode throughput at batch 8 against batch 1;
-  - per-token decode time with an xgrammar JSON-Schema constraint against free decoding, and the grammar mask
+  - per-token decode time with an xgrammar JSON-Schema constraint against free decoding (harness.decode_overhead), and the grammar mask
     cost per token against the model's forward pass;
   - TTFT through `agent-slo serve` + the official openai client against the engine called directly.
 With --setup it also times a fresh clone's `make install` and `make test` (minutes).
@@ -15,11 +15,10 @@ from tqdm import tqdm
 
 from agent_slo.config import load_settings, project_path
 from agent_slo.engine import HFEngine, OpenAIEngine, ChatRequest
+from agent_slo.harness import decode_overhead, overhead_summary
 
 PROMPTS = [f"Write a detailed paragraph about {t}." for t in
            ('the ocean', 'volcanoes', 'the moon', 'bees', 'glaciers', 'deserts', 'rainforests', 'comets')]
-LONG_STRING = {'type': 'object', 'required': ['text'], 'additionalProperties': False,
-               'properties': {'text': {'type': 'string', 'maxLength': 2000}}}
 
 def user(p): return [{'role': 'user', 'content': p}]
 
@@ -29,7 +28,6 @@ def decode_tps(comps):
     span = max(c.t_end for c in comps) - min(c.t_first_token for c in comps)
     return toks / span
 
-def ms_per_token(c): return 1000*(c.t_end - c.t_first_token)/(c.completion_tokens - 1)
 
 def bench_batch(eng, reps, tokens):
     b1, b8 = [], []
@@ -39,14 +37,9 @@ def bench_batch(eng, reps, tokens):
     return st.median(b1), st.median(b8)
 
 def bench_constrained(eng, reps, tokens):
-    free, cons, mask = [], [], []
-    for i in tqdm(range(reps), desc='constrained vs free', leave=False):
-        p = PROMPTS[i % len(PROMPTS)]
-        free.append(ms_per_token(eng.complete(ChatRequest(user(p), max_tokens=tokens))))
-        c = eng.complete(ChatRequest(user(p + ' Answer as JSON {"text": ...}.'), max_tokens=tokens, json_schema=LONG_STRING))
-        cons.append(ms_per_token(c))
-        mask.append(eng.mask_cost_ms(LONG_STRING, c.text))   # the mask cost alone, replayed on the constrained output
-    return st.median(free), st.median(cons), st.median(mask)
+    "Per-token time free and constrained, and the mask alone: the harness's paired measurement (P3 uses the same)."
+    s = overhead_summary(decode_overhead(eng, reps, tokens, progress=False))
+    return s['free_ms_per_token'], s['constrained_ms_per_token'], s['mask_ms_per_token']
 
 def bench_server_ttft(eng, reps):
     from agent_slo.serve import ServerThread
