@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft bench-foundation bench-harness bench-reward bench-constrained clean
+.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,9 +58,21 @@ p3: install
 p5: install
 	$(BIN)/agent-slo p5
 
-# RL: LoRA SFT of the embedded model from configs/rl/sft.yaml; the adapter lands in artifacts/lora/tool-sft/
-train.sft: install
-	$(BIN)/agent-slo train sft
+# RL, each stage from its locked config in configs/rl/; adapters land in artifacts/lora/<name>/vN/
+#   train.sft   LoRA SFT on BFCL train-split ground truth (~20 min on 2 cores)
+#   train.rm    scalar and reward-vector reward models on the SFT policy's own ranked samples (~10 min sampling, ~10 min training)
+#   train.dpo   DPO on the same preference pairs, on top of SFT (~15 min)
+#   train.grpo  GRPO with shaped rewards, on top of SFT (~18 min)
+#   train.all   all four in order, then `rl`
+#   rl          the RL notebook: every stage on held-out BFCL dev+test, win-rates against SFT, figures/p2_rl_*
+train.sft train.rm train.dpo train.grpo: train.%: install
+	$(BIN)/agent-slo train $*
+
+train.all: install
+	$(BIN)/agent-slo train all
+
+rl: install
+	$(BIN)/agent-slo rl
 
 # README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)
 readme: install

@@ -39,3 +39,16 @@ def test_demo_main_job():
     assert r.returncode == 0, r.stderr[-3000:]
     for step in ('chat', 'tool call', 'batch 8', 'served, streamed'): assert step in r.stdout, r.stdout
     assert 'Paris' in r.stdout
+
+def test_train_config_errors_are_one_line(tmp_path):
+    r = run('train', 'grpo', '-p', 'aggregation="mean"')
+    assert r.returncode == 2 and "unknown GRPO aggregation 'mean'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = run('train', 'dpo', '-p', 'betta=0.2')
+    assert r.returncode == 2 and "unknown training keys ['betta']" in r.stderr, r.stderr
+    p = tmp_path/'rm.yaml'; p.write_text('train:\n  stage: rm\n  reward_weights: {schema: 1, speed: 2}\n')
+    r = run('train', 'rm', '--config', str(p))
+    assert r.returncode == 2 and "unknown GRPO reward(s) ['speed']" in r.stderr, r.stderr
+    r = run('train', 'dpo', '--config', str(ROOT/'configs'/'rl'/'sft.yaml'))
+    assert r.returncode == 2 and 'is a sft config, not dpo' in r.stderr, r.stderr
+    r = run('train', 'dpo', '-p', 'parent="no-such-adapter"', AGENT_SLO_ARTIFACTS=str(tmp_path/'art'))
+    assert r.returncode == 2 and "no adapter named 'no-such-adapter'" in r.stderr, r.stderr
