@@ -60,9 +60,9 @@ p5: install
 
 # RL, each stage from its locked config in configs/rl/; adapters land in artifacts/lora/<name>/vN/
 #   train.sft   LoRA SFT on BFCL train-split ground truth (~20 min on 2 cores)
-#   train.rm    scalar and reward-vector reward models on the SFT policy's own ranked samples (~10 min sampling, ~10 min training)
-#   train.dpo   DPO on the same preference pairs, on top of SFT (~15 min)
-#   train.grpo  GRPO with shaped rewards, on top of SFT (~18 min)
+#   train.rm    scalar and reward-vector reward models on the SFT policy's own ranked samples (~10 min sampling shared with DPO, two heads of at most 8 min each)
+#   train.dpo   DPO on the same preference pairs, on top of SFT (~13 min)
+#   train.grpo  GRPO with shaped rewards, on top of SFT (~15 min)
 #   train.all   all four in order, then `rl`
 #   rl          the RL notebook: every stage on held-out BFCL dev+test, win-rates against SFT, figures/p2_rl_*
 train.sft train.rm train.dpo train.grpo: train.%: install
