@@ -10,10 +10,11 @@ Printed: ms/token constrained against free (the ratio), and the mask's share of 
 """
 import argparse, json
 import pandas as pd
-from agent_slo.config import project_path
-from agent_slo.engine import HFEngine, ChatRequest
-from agent_slo.harness import decode_overhead, overhead_summary
-from agent_slo.serve import LocalServer
+from agent_slo.core.config import project_path
+from agent_slo.engine.hf import HFEngine
+from agent_slo.engine.base import ChatRequest
+from agent_slo.eval.harness import decode_overhead, overhead_summary
+from agent_slo.serve.gateway import LocalServer
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

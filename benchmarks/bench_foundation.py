@@ -13,9 +13,11 @@ import argparse, json, os, statistics as st, subprocess, sys, tempfile, time
 from pathlib import Path
 from tqdm import tqdm
 
-from agent_slo.config import load_settings, project_path
-from agent_slo.engine import HFEngine, OpenAIEngine, ChatRequest
-from agent_slo.harness import decode_overhead, overhead_summary
+from agent_slo.core.config import load_settings, project_path
+from agent_slo.engine.hf import HFEngine
+from agent_slo.engine.client import OpenAIEngine
+from agent_slo.engine.base import ChatRequest
+from agent_slo.eval.harness import decode_overhead, overhead_summary
 
 PROMPTS = [f"Write a detailed paragraph about {t}." for t in
            ('the ocean', 'volcanoes', 'the moon', 'bees', 'glaciers', 'deserts', 'rainforests', 'comets')]
@@ -42,7 +44,7 @@ def bench_constrained(eng, reps, tokens):
     return s['free_ms_per_token'], s['constrained_ms_per_token'], s['mask_ms_per_token']
 
 def bench_server_ttft(eng, reps):
-    from agent_slo.serve import ServerThread
+    from agent_slo.serve.gateway import ServerThread
     q = lambda: ChatRequest(user('What is the capital of France?'), max_tokens=8)
     direct = [eng.complete(q()).ttft_s for _ in range(reps)]
     with ServerThread(eng, load_settings(env={})) as srv:

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np, openai
 from tqdm import tqdm
 
-from agent_slo.agent import AgentConfig, request_for
-from agent_slo.config import project_path
-from agent_slo.harness import run_suite, run_load, load_records, arrival_times, make_record, config_id
-from agent_slo.serve import LocalServer
-from agent_slo.tasks import subset
+from agent_slo.agent.toolcall import AgentConfig, request_for
+from agent_slo.core.config import project_path
+from agent_slo.eval.harness import run_suite, run_load, arrival_times, make_record, config_id
+from agent_slo.core.records import load_records
+from agent_slo.serve.gateway import LocalServer
+from agent_slo.tasks.bfcl import subset
 
 MODEL = 'SmolLM2-135M-Instruct'
 
@@ -60,7 +61,7 @@ def main():
         res['bare_s_per_req'], res['harness_s_per_req'] = st.median(bare_t), st.median(harness_t)
         # the record path alone, on completions already measured
         df = load_records(Path(d)/'closed.jsonl')
-        from agent_slo.engine import Completion
+        from agent_slo.engine.base import Completion
         comps = [Completion(text=r['text'], finish_reason=r['finish_reason'], prompt_tokens=r['prompt_tokens'], completion_tokens=r['completion_tokens'],
                             t_submit=r['t_submit'], t_first_token=r['t_first_token'], t_chunks=r['t_chunks'], chunk_tokens=r['chunk_tokens'],
                             t_end=r['t_end'], engine_id='serve', model_id=MODEL) for r in df.to_dict('records')]

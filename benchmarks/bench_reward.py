@@ -9,7 +9,7 @@ from the per-configuration mean vectors. Both answers are checked equal before t
 import argparse, time
 import numpy as np, pandas as pd
 from tqdm import tqdm
-from agent_slo.reward import RewardConfig, config_scores, rescore_grid
+from agent_slo.eval.reward import RewardConfig, config_scores, rescore_grid
 
 def records(n, k, seed=0):
     "Synthetic records with the columns the reward reads (speed does not depend on where they came from)."

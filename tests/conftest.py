@@ -2,7 +2,7 @@
 import os, socket, sys
 from pathlib import Path
 import pytest
-from agent_slo.serve import LocalServer, free_port
+from agent_slo.serve.gateway import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

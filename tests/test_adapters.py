@@ -5,9 +5,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import httpx, openai, pytest, torch
 
-from agent_slo.engine import HFEngine, ChatRequest
-from agent_slo.rl import AdapterRegistry
-from agent_slo.serve import LocalServer
+from agent_slo.engine.hf import HFEngine
+from agent_slo.engine.base import ChatRequest
+from agent_slo.core.artifacts import AdapterRegistry
+from agent_slo.serve.gateway import LocalServer
 
 PROMPTS = ['What is the capital of France?', 'Name a colour.', 'What is 2 + 2?', 'Say hello.']
 

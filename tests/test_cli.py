@@ -2,7 +2,7 @@
 import os, subprocess, sys
 from pathlib import Path
 from conftest import ROOT
-from agent_slo.serve import free_port
+from agent_slo.serve.gateway import free_port
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 

@@ -5,11 +5,12 @@ from collections import Counter
 from pathlib import Path
 import numpy as np, pytest
 
-from agent_slo.agent import AgentConfig
-from agent_slo.harness import run_suite, run_load, read_records, load_records, arrival_times, config_id, find_max_rate
-from agent_slo.tasks import subset
-from agent_slo.serve import free_port
-from agent_slo import metrics
+from agent_slo.agent.toolcall import AgentConfig
+from agent_slo.eval.harness import run_suite, run_load, arrival_times, config_id, find_max_rate
+from agent_slo.core.records import read_records, load_records
+from agent_slo.tasks.bfcl import subset
+from agent_slo.serve.gateway import free_port
+from agent_slo.eval import metrics
 from test_client_errors import Scripted
 
 CFG = AgentConfig(max_tokens=48, max_calls=1)
@@ -17,10 +18,10 @@ MODEL = 'SmolLM2-135M-Instruct'
 
 RUNNER = textwrap.dedent('''
     import sys
-    from agent_slo.engine import HFEngine
-    from agent_slo.tasks import subset
-    from agent_slo.agent import AgentConfig
-    from agent_slo.harness import run_suite
+    from agent_slo.engine.hf import HFEngine
+    from agent_slo.tasks.bfcl import subset
+    from agent_slo.agent.toolcall import AgentConfig
+    from agent_slo.eval.harness import run_suite
     run_suite(HFEngine(threads=2), subset('simple_python', 8, seed=5), AgentConfig(max_tokens=48, max_calls=1),
               sys.argv[1], batch_size=2, progress=False)
 ''')
@@ -44,8 +45,8 @@ def test_resume_after_kill(tmp_path):
 def test_engine_errors_become_records_and_are_retried(tmp_path, load_server):
     tasks = subset('live_simple', 3, seed=1)
     out = tmp_path/'err.jsonl'
-    from agent_slo.engine import OpenAIEngine
-    from agent_slo.config import load_settings
+    from agent_slo.engine.client import OpenAIEngine
+    from agent_slo.core.config import load_settings
     dead = OpenAIEngine(f'http://127.0.0.1:{free_port()}/v1', 'none', model=MODEL,   # same config, nobody listening
                         settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), max_retries=0)
     dead.engine_id = 'serve'   # the same agent-slo serve set-up as `live` below, while its server is down
@@ -62,8 +63,8 @@ def test_engine_errors_become_records_and_are_retried(tmp_path, load_server):
 
 def test_timeouts_and_5xx_become_records(tmp_path):
     tasks = subset('simple_python', 2, seed=2)
-    from agent_slo.engine import OpenAIEngine
-    from agent_slo.config import load_settings
+    from agent_slo.engine.client import OpenAIEngine
+    from agent_slo.core.config import load_settings
     with Scripted(['sleep']) as slow, Scripted([500]) as broken:
         for srv, etype in ((slow, 'timeout'), (broken, 'server_error')):
             eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), timeout=1, max_retries=1)
@@ -74,8 +75,8 @@ def test_timeouts_and_5xx_become_records(tmp_path):
 def test_garbage_output_is_a_checker_error(tmp_path):
     "A server that answers prose: recorded as BFCL's wrong-format error, not a crash."
     tasks = subset('simple_python', 2, seed=3)
-    from agent_slo.engine import OpenAIEngine
-    from agent_slo.config import load_settings
+    from agent_slo.engine.client import OpenAIEngine
+    from agent_slo.core.config import load_settings
     with Scripted(['ok']) as srv:   # streams 'Hello!' whatever it is asked
         eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
         run_suite(eng, tasks, AgentConfig(constrained=False), tmp_path/'g.jsonl', progress=False)

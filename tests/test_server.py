@@ -1,8 +1,9 @@
 "The official `openai` client against a real `agent-slo serve` on loopback: streaming, TTFT, backpressure, bad requests."
 import json, threading, time
 import httpx, jsonschema, openai, psutil, pytest
-from agent_slo.config import load_settings
-from agent_slo.engine import (ChatRequest, OpenAIEngine, RateLimited, ModelNotFound, AuthFailed, BadRequest)
+from agent_slo.core.config import load_settings
+from agent_slo.engine.base import ChatRequest, RateLimited, ModelNotFound, AuthFailed, BadRequest
+from agent_slo.engine.client import OpenAIEngine
 
 MODEL = 'SmolLM2-135M-Instruct'
 ASK = [{'role': 'user', 'content': 'What is the capital of France?'}]
@@ -122,7 +123,7 @@ def test_local_server_dies_with_its_parent():
     import os, signal, subprocess, sys, textwrap
     code = textwrap.dedent('''
         import time
-        from agent_slo.serve import LocalServer
+        from agent_slo.serve.gateway import LocalServer
         s = LocalServer()
         print(s.proc.pid, flush=True)
         time.sleep(600)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest, yaml
 
 from conftest import ROOT
-from agent_slo.harness import read_records, record_key
-from agent_slo.sweep import SweepSpec, run_sweep, manifest_state, sweep_records
+from agent_slo.core.records import read_records, record_key
+from agent_slo.eval.sweep import SweepSpec, run_sweep, manifest_state, sweep_records
 
 def tiny_spec(path:Path, batch_size:int=1) -> Path:
     "Two greedy points (constrained and free) over two tasks, short answers."

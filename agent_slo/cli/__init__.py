@@ -1,0 +1,1 @@
+"The agent-slo command: wires commands to the bands below it."

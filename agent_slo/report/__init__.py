@@ -1,0 +1,1 @@
+"Aggregation, figures and paper rendering from records; it computes nothing new."
