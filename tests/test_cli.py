@@ -1,13 +1,14 @@
 "The console script as a user runs it: clear one-line errors with exit status 2, and the main job."
 import os, subprocess, sys
 from pathlib import Path
+from agent_slo.core.config import clean_env
 from conftest import ROOT
 from agent_slo.serve.gateway import free_port
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 
 def run(*args, timeout=300, **env):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+    e = clean_env()
     e.update(env)
     return subprocess.run([AGENT_SLO, *args], env=e, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
@@ -34,6 +35,10 @@ def test_models_and_chat_on_embedded():
             '{"type": "object", "properties": {"fruit": {"type": "string", "maxLength": 16}}, "required": ["fruit"]}')
     assert r.returncode == 0 and r.stdout.strip().startswith('{"fruit": "') and 'TTFT' in r.stderr, (r.stdout, r.stderr)
 
+def test_chat_honours_the_adapter_setting(tmp_path):
+    r = run('chat', 'hi', '--max-tokens', '4', AGENT_SLO_ARTIFACTS=str(tmp_path), AGENT_SLO_ADAPTER='tool-missing')
+    assert r.returncode == 2 and "no adapter named 'tool-missing'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
 def test_demo_main_job():
     r = run('demo', timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -42,12 +47,14 @@ def test_demo_main_job():
 
 def test_train_config_errors_are_one_line(tmp_path):
     r = run('train', 'grpo', '-p', 'aggregation="mean"')
-    assert r.returncode == 2 and "unknown GRPO aggregation 'mean'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 2 and "aggregation: expected" in r.stderr and "got 'mean'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     r = run('train', 'dpo', '-p', 'betta=0.2')
-    assert r.returncode == 2 and "unknown training keys ['betta']" in r.stderr, r.stderr
+    assert r.returncode == 2 and "unknown key 'betta'" in r.stderr, r.stderr
+    r = run('train', 'dpo', '-p', 'max_steps="ten"')
+    assert r.returncode == 2 and "max_steps: expected int, got 'ten'" in r.stderr, r.stderr
     p = tmp_path/'rm.yaml'; p.write_text('train:\n  stage: rm\n  reward_weights: {schema: 1, speed: 2}\n')
     r = run('train', 'rm', '--config', str(p))
-    assert r.returncode == 2 and "unknown GRPO reward(s) ['speed']" in r.stderr, r.stderr
+    assert r.returncode == 2 and "unknown GRPO reward(s) ['speed']" in r.stderr and str(p) in r.stderr, r.stderr
     r = run('train', 'dpo', '--config', str(ROOT/'configs'/'rl'/'sft.yaml'))
     assert r.returncode == 2 and 'is a sft config, not dpo' in r.stderr, r.stderr
     r = run('train', 'dpo', '-p', 'parent="no-such-adapter"', AGENT_SLO_ARTIFACTS=str(tmp_path/'art'))

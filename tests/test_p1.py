@@ -4,13 +4,14 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
+from agent_slo.core.config import clean_env
 from conftest import ROOT
 
 def test_p1_pipeline_tiny(tmp_path):
     out, agg, figs = tmp_path/'p1', tmp_path/'agg', tmp_path/'figs'
     params = ['limit=4', 'stability_limit=2', 'repeats=2', 'load_limit=4', 'qps=[2]', 'max_tokens=48',
               f'figures_dir={figs}', f'aggregate_dir={agg}', 'wandb_log=true']
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+    env = clean_env()
     env.update(WANDB_DIR=str(tmp_path), WANDB_MODE='offline')
     r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p1', '--quick', '--out', str(out),
                         *[a for p in params for a in ('-p', p)]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -24,6 +25,9 @@ def test_p1_pipeline_tiny(tmp_path):
     assert (s[s['stage'] == 'load']['load_level'] == 2.0).all()
     for c in ('success', 'success_lo', 'success_hi', 'ttft_s_p95', 'e2e_s_p99', 'success_at_slo_ttft1_e2e5', 'goodput_rps_e2e15'):
         assert c in s.columns, c
+    for c in ('success', 'schema_valid', 'success_at_slo_e2e15'):   # Wilson intervals: never [0, 0] at 0% nor [1, 1] at 100%
+        assert (s[c + '_hi'] > 0).all() and (s[c + '_lo'] < 1).all() and (s[c + '_lo'] <= s[c]).all() and (s[c] <= s[c + '_hi']).all(), s[[c, c + '_lo', c + '_hi']]
+    assert '[0.00,0.00]' not in r.stdout and '[1.00,1.00]' not in r.stdout, r.stdout
     for name in ('p1_latency_cdf', 'p1_disagreement', 'p1_qps'):
         for ext in ('png', 'pdf'): assert (figs/f'{name}.{ext}').stat().st_size > 5000, name
     executed = json.loads((out/'p1.ipynb').read_text())

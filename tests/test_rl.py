@@ -4,12 +4,13 @@ import json, os, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
+from agent_slo.core.config import clean_env
 from conftest import ROOT
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 
 def test_train_then_rl_notebook(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+    env = clean_env()
     env.update(AGENT_SLO_ARTIFACTS=str(tmp_path/'artifacts'), WANDB_DIR=str(tmp_path), WANDB_MODE='offline')
     tiny = ['train_limit=4', 'max_steps=1', 'batch_size=2', 'lora_r=2', 'lora_alpha=4', 'lora_targets=["q_proj", "v_proj"]', 'max_length=512']
     r = subprocess.run([AGENT_SLO, 'train', 'sft', *[a for p in tiny for a in ('-p', p)]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -4,6 +4,7 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
 
+from agent_slo.core.config import clean_env
 from conftest import ROOT
 from agent_slo.core.records import read_records, record_key
 from agent_slo.eval.sweep import SweepSpec, run_sweep, manifest_state, sweep_records
@@ -16,7 +17,7 @@ def tiny_spec(path:Path, batch_size:int=1) -> Path:
     return path
 
 def _env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_', 'SWEEP_'))}
+    env = clean_env(drop=('SWEEP_',))
     return {**env, 'WANDB_DIR': str(tmp_path), 'WANDB_MODE': 'offline'}
 
 def test_sweep_resumes_after_kill(tmp_path):
@@ -59,7 +60,7 @@ def test_sweep_resumes_after_kill(tmp_path):
 
 def test_ray_backend_matches_local(tmp_path, monkeypatch):
     ray = pytest.importorskip('ray')
-    for k in [k for k in os.environ if k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))]: monkeypatch.delenv(k)
+    for k in set(os.environ) - set(clean_env()): monkeypatch.delenv(k)
     monkeypatch.setenv('WANDB_MODE', 'offline')
     spec = SweepSpec.from_yaml(tiny_spec(tmp_path/'sweep.yaml', batch_size=2))
     spec.axes = {'constrained': [True], 'temperature': [0.0, 0.8], 'sc_n': [1, 3]}   # greedy, sampled, and a 3-sample vote

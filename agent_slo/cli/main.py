@@ -4,24 +4,29 @@
 
 # %% ../../nbs/90_cli/90_main.ipynb #5c104ade
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, math, os, sys, time
 from pathlib import Path
 
-from ..core.config import ConfigError, load_settings, Settings
+from ..core.config import ConfigError, Settings, load_settings, preset, project_path
 from ..engine.base import ChatRequest, Completion, EngineError
 from ..engine.client import make_engine
+from ..eval import metrics
 
 # %% auto #0
-__all__ = ['WEATHER_CALL', 'P1_QUICK', 'P1_FULL', 'P3_QUICK', 'P3_FULL', 'P5_QUICK', 'P5_FULL', 'TRAIN_STAGES', 'RL_QUICK',
-           'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat', 'cmd_serve', 'cmd_demo', 'run_demo',
-           'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p5', 'train_stage',
-           'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+__all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat', 'cmd_serve',
+           'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
+           'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
+def _tok_s(c:Completion) -> float|None:
+    "Decode speed after the first token: 1 / TPOT (metrics' rule)."
+    tpot = metrics.tpot_s(c.e2e_s, c.ttft_s, c.completion_tokens)
+    return None if math.isnan(tpot) or tpot <= 0 else 1/tpot
+
 def timing_line(c:Completion) -> str:
     "TTFT, end-to-end latency, token counts and decode speed of one completion."
     ttft = f"{1000*c.ttft_s:.0f} ms" if c.ttft_s is not None else 'n/a'
-    tps = f"{c.decode_tps:.1f} tok/s" if c.decode_tps else 'n/a'
+    tps = f"{_tok_s(c):.1f} tok/s" if _tok_s(c) else 'n/a'
     thought = f" (thought {c.thought_tokens})" if c.thought_tokens else ''
     return (f"TTFT {ttft} | e2e {1000*c.e2e_s:.0f} ms | prompt {c.prompt_tokens} tok | "
             f"completion {c.completion_tokens} tok{thought} | {tps} | finish {c.finish_reason} | {c.engine_id}:{c.model_id}")
@@ -69,7 +74,6 @@ WEATHER_CALL = {'type': 'object', 'additionalProperties': False, 'required': ['c
 
 def run_demo(s:Settings|None=None, max_tokens:int=32) -> list[dict]:
     "Chat, constrained tool call, batch throughput and a server round trip; print and return the rows."
-    import openai
     from rich.console import Console
     from rich.table import Table
     from agent_slo.serve.gateway import ServerThread
@@ -78,7 +82,7 @@ def run_demo(s:Settings|None=None, max_tokens:int=32) -> list[dict]:
     rows = []
     def row(step, c, note=''):
         rows.append({'step': step, 'ttft_ms': None if c.ttft_s is None else 1000*c.ttft_s, 'e2e_ms': 1000*c.e2e_s,
-                     'tokens': c.completion_tokens, 'tok_s': c.decode_tps, 'note': note})
+                     'tokens': c.completion_tokens, 'tok_s': _tok_s(c), 'note': note})
     with con.status(f"loading the {s.provider} engine"): eng = make_engine(s)
     user = lambda text: [{'role': 'user', 'content': text}]
     with con.status("chat"):
@@ -109,9 +113,6 @@ def run_demo(s:Settings|None=None, max_tokens:int=32) -> list[dict]:
     return rows
 
 # %% ../../nbs/90_cli/90_main.ipynb #46d66376
-P1_QUICK = dict(limit=40, stability_limit=6, repeats=3, qps=[0.5, 1.0], load_limit=10)
-P1_FULL = dict(limit=200, stability_limit=40, repeats=20, qps=[0.25, 0.5, 1, 2, 4], load_limit=40)
-
 def _param(kv:str):
     "Parse `key=value`, the value as JSON when it is JSON (numbers, lists, dicts), else as a string."
     if '=' not in kv: raise ConfigError(f"-p takes key=value, got {kv!r}")
@@ -129,10 +130,9 @@ def _log_papermill(progress:bool):
 def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:bool=True, progress:bool=True) -> Path:
     "Execute papers/<name>.ipynb with `params` via papermill into `out_dir`, and render its paper draft there. Returns the executed notebook."
     import papermill as pm
-    from agent_slo.core.config import project_path
     from agent_slo.report.render import render_notebook
     params = {'out_dir': out_dir or f'out/{name}', **(params or {})}
-    out = project_path(params['out_dir']) if not Path(params['out_dir']).is_absolute() else Path(params['out_dir'])
+    out = project_path(params['out_dir'])
     out.mkdir(parents=True, exist_ok=True)
     executed = out/f'{name}.ipynb'
     _log_papermill(progress)
@@ -145,10 +145,9 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
 
 def run_p1(params:dict|None=None, out_dir:str='out/p1', render:bool=True, progress:bool=True) -> Path:
     "Execute papers/p1.ipynb with `params` via papermill; render it; print the summary. Returns the executed notebook."
-    from agent_slo.core.config import project_path
     executed = run_paper('p1', params, out_dir, render, progress)
     agg = Path((params or {}).get('aggregate_dir', 'out/aggregate'))
-    print_summary((agg if agg.is_absolute() else project_path(agg))/'eval_summary.csv')
+    print_summary(project_path(agg)/'eval_summary.csv')
     return executed
 
 def print_summary(csv:Path):
@@ -169,13 +168,12 @@ def print_summary(csv:Path):
 
 def cmd_p1(s:Settings, args) -> int:
     params = {**({'stages': ['stability']} if args.command == 'stability' else {'stages': ['load']} if args.command == 'bench' else {}),
-              **_params(args, P1_QUICK, P1_FULL)}
+              **_params(args, 'p1')}
     params.setdefault('provider', s.provider)
     run_p1(params, out_dir=args.out, render=not args.no_render and args.command == 'p1')
     return 0
 
 def cmd_agg(s:Settings, args) -> int:
-    from agent_slo.core.config import project_path
     from agent_slo.core.records import load_records
     from agent_slo.report.tables import aggregate
     from agent_slo.report.figures import fig_latency_cdf, fig_qps, fig_disagreement
@@ -186,13 +184,15 @@ def cmd_agg(s:Settings, args) -> int:
     csv = project_path('out', 'aggregate', 'eval_summary.csv'); csv.parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(csv, index=False)
     if args.command == 'figs':
-        paths = fig_latency_cdf(df[df['stage'] == 'accuracy']) + fig_disagreement(summary) + (fig_qps(summary) if summary['load_level'].notna().any() else [])
+        figs = project_path('figures')   # `figs` redraws what the P1 paper cites, from the records it is given
+        paths = fig_latency_cdf(df[df['stage'] == 'accuracy'], figs) + fig_disagreement(summary, figs) + (fig_qps(summary, figs) if summary['load_level'].notna().any() else [])
         print('\n'.join(str(p) for p in paths), file=sys.stderr)
     print_summary(csv)
     return 0
 
-def _params(args, quick:dict, full:dict) -> dict:
-    params = dict(quick if getattr(args, 'quick', False) else full)
+def _params(args, command:str) -> dict:
+    "The command's preset (configs/presets.yaml: `quick` with --quick, else `full`), then the -p overrides."
+    params = preset(command, 'quick' if getattr(args, 'quick', False) else 'full')
     params.update(dict(_param(kv) for kv in args.param))
     return params
 
@@ -209,7 +209,6 @@ def _show_csv(path:Path, cols:list[str], title:str):
 
 def cmd_p2(s:Settings, args) -> int:
     "The P2 notebook over a records folder: reward vectors, gates, Pareto front, weight sweep, operating point, paper draft."
-    from agent_slo.core.config import project_path
     if not list(project_path(args.records).rglob('*.jsonl')): raise ConfigError(f"no records under {args.records}: run `agent-slo sweeps` or `agent-slo p1` first")
     params = {'records': args.records, 'aggregate_dir': args.aggregate_dir, 'figures_dir': args.figures_dir, **dict(_param(kv) for kv in args.param)}
     if args.reward: params['reward_yaml'] = args.reward
@@ -219,15 +218,9 @@ def cmd_p2(s:Settings, args) -> int:
     print((agg/'p2_operating_point.txt').read_text())
     return 0
 
-P3_QUICK = dict(limit=16, bench_reps=2)
-P3_FULL = dict(limit=60, bench_reps=5)
-P5_QUICK = dict(limit=16, n=4, window=2)
-P5_FULL = dict(limit=40, n=8, window=2)
-
 def cmd_p3(s:Settings, args) -> int:
     "P3: constrained against free decoding, in the embedded engine and over the OpenAI-compatible path."
-    from agent_slo.core.config import project_path
-    params = _params(args, P3_QUICK, P3_FULL); params.setdefault('provider', s.provider)
+    params = _params(args, 'p3'); params.setdefault('provider', s.provider)
     run_paper('p3', params, args.out, render=not args.no_render)
     _show_csv(project_path(params.get('aggregate_dir', 'out/aggregate'))/'p3_modes.csv',
               ['path', 'category', 'decoding', 'n', 'schema_valid', 'success', 'ttft_s_p50', 'tpot_ms_p50', 'itl_ms_p50', 'completion_tokens'], 'P3 decoding modes')
@@ -235,8 +228,7 @@ def cmd_p3(s:Settings, args) -> int:
 
 def cmd_p5(s:Settings, args) -> int:
     "P5: budgeted self-consistency (fixed N, ESC, Adaptive-Consistency) replayed over batched samples."
-    from agent_slo.core.config import project_path
-    params = _params(args, P5_QUICK, P5_FULL); params.setdefault('provider', s.provider)
+    params = _params(args, 'p5'); params.setdefault('provider', s.provider)
     run_paper('p5', params, args.out, render=not args.no_render)
     agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
     _show_csv(agg/'p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo', 'sample_ratio_hi',
@@ -247,16 +239,16 @@ TRAIN_STAGES = ('sft', 'rm', 'dpo', 'grpo')
 
 def train_stage(stage:str, config:str|None=None, overrides:dict|None=None) -> dict:
     "Train one stage from its locked YAML (default configs/rl/<stage>.yaml) with key overrides; print its line; returns the adapter's METADATA."
-    from dataclasses import replace
-    from agent_slo.core.config import project_path
-    from agent_slo.learn import rl
+    from agent_slo.learn.data import TrainConfig
+    from agent_slo.learn.sft import train_sft
+    from agent_slo.learn.reward_models import train_rm
+    from agent_slo.learn.dpo import train_dpo
+    from agent_slo.learn.grpo import train_grpo
     path = config or project_path('configs', 'rl', f'{stage}.yaml')
-    cfg = rl.TrainConfig.from_yaml(path)
+    cfg = TrainConfig.from_yaml(path)
     if cfg.stage != stage: raise ConfigError(f"{path} is a {cfg.stage} config, not {stage}")
-    bad = set(overrides or {}) - set(rl.TrainConfig.__dataclass_fields__)
-    if bad: raise ConfigError(f"unknown training keys {sorted(bad)}; known: {', '.join(rl.TrainConfig.__dataclass_fields__)}")
-    cfg = replace(cfg, **(overrides or {}))
-    meta = {'sft': rl.train_sft, 'rm': rl.train_rm, 'dpo': rl.train_dpo, 'grpo': rl.train_grpo}[stage](cfg)
+    cfg = cfg.with_overrides(**(overrides or {}))
+    meta = {'sft': train_sft, 'rm': train_rm, 'dpo': train_dpo, 'grpo': train_grpo}[stage](cfg)
     m = meta['metrics']
     extra = {'rm': lambda: f"; held-out pair accuracy {m['heldout_accuracy']:.3f}, AUC {m['heldout_auc_success']:.3f} (vector head: accuracy "
                            f"{meta['vector']['metrics']['heldout_accuracy']:.3f}, AUC {meta['vector']['metrics']['heldout_auc_success']:.3f})",
@@ -279,24 +271,21 @@ def cmd_train(s:Settings, args) -> int:
 
 def cmd_rl(s:Settings, args) -> int:
     "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, win-rates against SFT, curves and figures."
-    from agent_slo.core.config import project_path
-    params = _params(args, RL_QUICK, {}); params.setdefault('provider', s.provider)
+    params = _params(args, 'rl'); params.setdefault('provider', s.provider)
     run_paper('p2_rl', params, args.out, render=not args.no_render)
     agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
     _show_csv(agg/'rl_stages.csv', ['model', 'n', 'validity', 'validity_lo', 'validity_hi', 'success', 'success_lo', 'success_hi', 'p95_e2e_s', 'tokens', 'disagreement'], 'RL stages (held-out dev+test)')
-    _show_csv(agg/'rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi'], 'win-rate against SFT')
+    _show_csv(agg/'rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'success_delta', 'success_delta_lo', 'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')
     return 0
 
-RL_QUICK = dict(eval_overrides={'dev_limit': 8, 'test_limit': 16, 'stability_limit': 4, 'repeats': 2})
 
 def cmd_sweeps(s:Settings, args) -> int:
     "Run the configuration grid (resumable), one papermill-executed notebook per point, locally or on Ray."
-    from agent_slo.core.config import project_path
     from agent_slo.eval.sweep import SweepSpec, run_sweep, manifest_state
-    spec = SweepSpec.from_yaml(project_path(args.spec) if not Path(args.spec).is_absolute() else args.spec)
+    spec = SweepSpec.from_yaml(project_path(args.spec))
     spec.base.update(dict(_param(kv) for kv in args.param))
     steps = args.steps if args.steps is not None else (int(os.environ['SWEEP_STEPS']) if os.environ.get('SWEEP_STEPS', '').strip() else None)
-    out = project_path(args.out) if not Path(args.out).is_absolute() else Path(args.out)
+    out = project_path(args.out)
     res = run_sweep(spec, out, backend=args.engine, steps=steps, ray_cpus=args.ray_cpus, threads=args.threads)
     state = manifest_state(out)
     n_done = sum(state.get(p['id'], {}).get('status') == 'done' for p in spec.points())

@@ -142,7 +142,7 @@ def project_path(*parts, settings:Settings|None=None) -> Path:
     "A path inside the project; `out/...` honours `settings.out_dir`."
     root = project_root()
     if parts and parts[0] == 'out' and settings is not None:
-        base = settings.out_dir if settings.out_dir.is_absolute() else root/settings.out_dir
+        base = root/settings.out_dir   # an absolute out_dir stays as it is
         return base.joinpath(*parts[1:])
     return root.joinpath(*parts)
 

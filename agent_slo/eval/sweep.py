@@ -77,7 +77,7 @@ def run_sweep(spec:SweepSpec, sweep_dir:str|Path, backend:str='local', steps:int
     "Run the grid's points that are not done yet (at most `steps` of them) on `backend`; returns this invocation's manifest entries."
     if backend not in ('local', 'ray'): raise ConfigError(f"unknown sweep backend {backend!r}: use local or ray")
     sweep_dir = Path(sweep_dir); sweep_dir.mkdir(parents=True, exist_ok=True)
-    notebook = Path(spec.notebook) if Path(spec.notebook).is_absolute() else project_path(spec.notebook)
+    notebook = project_path(spec.notebook)
     if not notebook.exists(): raise ConfigError(f"sweep notebook {notebook} does not exist")
     state = manifest_state(sweep_dir)
     todo = [p for p in spec.points() if state.get(p['id'], {}).get('status') != 'done']

@@ -4,9 +4,9 @@
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #a6780a24
 from __future__ import annotations
-import asyncio, collections, contextlib, ipaddress, json, logging, socket, tempfile, threading, time, uuid, warnings
+import asyncio, collections, contextlib, ipaddress, json, socket, tempfile, threading, time, warnings
 from pathlib import Path
-from typing import Literal, Any
+from typing import Literal
 
 from fastapi import FastAPI, Request, Depends
 from fastapi.exceptions import RequestValidationError
@@ -14,12 +14,13 @@ from fastapi.responses import JSONResponse, StreamingResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
 
-from ..core.config import Settings, load_settings
+from ..core.config import Settings, load_settings, clean_env
+from ..core.artifacts import artifacts_root
 from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest
 from ..engine.client import make_engine
 
 # %% auto #0
-__all__ = ['LATENCY_BUCKETS', 'Message', 'ResponseFormat', 'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Scheduler',
+__all__ = ['LATENCY_BUCKETS', 'Message', 'ResponseFormat', 'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher',
            'ServerMetrics', 'create_app', 'is_loopback', 'free_port', 'serve', 'ServerThread', 'LocalServer']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
@@ -82,7 +83,7 @@ class Ticket:
         self.req, self.loop, self.events = req, loop, asyncio.Queue()
     def push(self, kind:str, payload): self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
 
-class Scheduler:
+class Batcher:
     "Bounded admission plus one worker thread that runs compatible waiting requests as a batch."
     def __init__(self, engine:Engine, max_queue:int=16, max_batch:int=8, on_batch=None):
         self.engine, self.max_queue, self.max_batch, self.on_batch = engine, max_queue, max_batch, on_batch
@@ -162,14 +163,9 @@ def _finish(c:Completion) -> str: return 'length' if c.finish_reason == 'length'
 def create_app(engine:Engine|None=None, settings:Settings|None=None) -> FastAPI:
     "An OpenAI-compatible FastAPI app over `engine` (default: the one the settings name)."
     s = settings or load_settings()
-    if engine is None:
-        adapter = None
-        if s.adapter and s.provider == 'embedded':
-            from agent_slo.core.artifacts import AdapterRegistry
-            adapter = AdapterRegistry().resolve(s.adapter)
-        engine = make_engine(s, **({'adapter': adapter} if adapter else {}))
+    engine = engine or make_engine(s)   # the embedded engine loads AGENT_SLO_ADAPTER itself
     metrics = ServerMetrics()
-    sched = Scheduler(engine, s.max_queue, s.max_batch, on_batch=metrics.batch.observe)
+    sched = Batcher(engine, s.max_queue, s.max_batch, on_batch=metrics.batch.observe)
     metrics.queue_depth.set_function(lambda: sched.admitted)
     def model_ids():   # the served model (with its adapter), and the base model's own id, which clients may keep using across swaps
         return list(dict.fromkeys(engine.models() + [getattr(engine, 'base_id', engine.model_id)]))
@@ -179,7 +175,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None) -> FastAPI:
         yield
         sched.close()
     app = FastAPI(title='agent-slo', version='0.1.0', lifespan=lifespan)
-    app.state.engine, app.state.scheduler, app.state.metrics = engine, sched, metrics
+    app.state.engine, app.state.batcher, app.state.metrics = engine, sched, metrics
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc):
@@ -212,19 +208,18 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None) -> FastAPI:
 
     @app.get('/v1/adapters', dependencies=[Depends(auth)])
     def adapter_info():
-        a = getattr(engine, 'adapter', None)
-        return {'model': engine.model_id, 'adapter': None if a is None else str(a), 'swappable': hasattr(engine, 'swap_adapter')}
+        "The served adapter chain as `name@version` tags (never server paths)."
+        chain = engine.adapter_tags(engine.adapter) if hasattr(engine, 'adapter_tags') else []
+        return {'model': engine.model_id, 'adapter': chain[-1] if chain else None, 'chain': chain, 'swappable': hasattr(engine, 'swap_adapter')}
 
     @app.post('/v1/adapters', dependencies=[Depends(auth)])
     async def swap(body:AdapterBody):
         "Swap the LoRA adapter in the running engine: loaded completely first, then swapped in between batches."
         if not hasattr(engine, 'swap_adapter'): return _error(400, f"the {engine.engine_id} engine cannot load adapters", param='adapter')
-        try:
-            from agent_slo.core.artifacts import AdapterRegistry
-            path = None if body.adapter is None else AdapterRegistry().resolve(body.adapter)
-            new_id = await asyncio.to_thread(engine.swap_adapter, path)
-        except (ValueError, EngineError) as e: return _error(404, str(e), code='adapter_not_found', param='adapter')
-        return {'model': new_id, 'adapter': None if path is None else str(path)}
+        try: new_id = await asyncio.to_thread(engine.swap_adapter, body.adapter)
+        except (ValueError, EngineError) as e:   # unknown, deleted or wrong-kind adapter: the engine keeps what it had
+            return _error(404, str(e).replace(str(artifacts_root(s)), '<artifacts>'), code='adapter_not_found', param='adapter')
+        return {**adapter_info(), 'model': new_id}
 
     @app.post('/v1/chat/completions', dependencies=[Depends(auth)])
     async def chat(body:ChatBody):
@@ -326,7 +321,7 @@ class ServerThread:
         return self
     def __exit__(self, *a):
         self.server.should_exit = True; self.thread.join(timeout=10)
-        self.app.state.scheduler.close()
+        self.app.state.batcher.close()
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #39a7ed63
 def _die_with_parent():
@@ -340,10 +335,10 @@ class LocalServer:
     "`agent-slo serve` in a subprocess on loopback; `.base_url` is its /v1 URL, `.engine()` an `OpenAIEngine` for it."
     def __init__(self, env:dict|None=None,   # settings for the server, as environment variables
                  log_path:str|Path|None=None, startup_timeout:float=180):
-        import subprocess, sys, os, httpx
+        import subprocess, sys, httpx
         self.port = free_port()
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
-        e = {k: v for k, v in os.environ.items() if not k.startswith(('AGENT_SLO_', 'AOFW_', 'OPENAI_'))}
+        e = clean_env()
         e.update({'AGENT_SLO_PORT': str(self.port), **{k: str(v) for k, v in (env or {}).items()}})
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix='agent-slo-serve-', suffix='.log')[1])
         exe = Path(sys.executable).parent/'agent-slo'
