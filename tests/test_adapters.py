@@ -3,9 +3,9 @@ requests (every answer comes whole from the old model or the new one, and says w
 import threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import httpx, openai, pytest, torch
+import httpx, openai, pytest
 
-from agent_slo.engine.hf import HFEngine
+from agent_slo.engine.hf import HFEngine, random_adapter
 from agent_slo.engine.base import ChatRequest
 from agent_slo.core.artifacts import AdapterRegistry
 from agent_slo.serve.gateway import LocalServer
@@ -15,14 +15,9 @@ PROMPTS = ['What is the capital of France?', 'Name a colour.', 'What is 2 + 2?',
 @pytest.fixture(scope='module')
 def registry(tmp_path_factory):
     "A registry holding one adapter with random (non-zero) LoRA weights, so its answers differ from the base model's."
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
     root = tmp_path_factory.mktemp('artifacts')
     base = HFEngine(threads=2)
-    torch.manual_seed(0)
-    m = get_peft_model(AutoModelForCausalLM.from_pretrained(base.model_dir, dtype=torch.float32),
-                       LoraConfig(r=4, lora_alpha=64, target_modules=['q_proj', 'v_proj'], init_lora_weights=False, task_type='CAUSAL_LM'))
-    m.save_pretrained(root/'incoming')
+    random_adapter(root/'incoming', r=4, alpha=64, targets=('q_proj', 'v_proj'))
     reg = AdapterRegistry(root)
     reg.register('tool-test', root/'incoming', {'data_sha256': 'none', 'config': {'r': 4}, 'metrics': {}})
     tuned = HFEngine(threads=2, adapter=reg.resolve('tool-test'))

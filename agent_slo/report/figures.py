@@ -26,6 +26,10 @@ def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
     plt.close(fig)
     return paths
 
+def _yerr(d, col:str):
+    "Error-bar lengths below and above `col` from its `_lo` / `_hi` interval columns."
+    return [d[col] - d[f'{col}_lo'], d[f'{col}_hi'] - d[col]]
+
 def _labelled(df):
     df = df.copy(); df['agent config'] = [config_label(c) for c in df['config']]
     return df
@@ -135,11 +139,11 @@ def fig_self_consistency(table:pd.DataFrame, greedy:dict|None=None, name:str='p5
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
     for ax, x, label in zip(axes, ('samples', 'tokens', 'latency_p95_s'), ('samples per task', 'completion tokens per task', 'p95 latency per task (s)')):
         fx = t[t['kind'] == 'fixed'].sort_values(x)
-        ax.errorbar(fx[x], fx['accuracy'], yerr=[fx['accuracy'] - fx['accuracy_lo'], fx['accuracy_hi'] - fx['accuracy']],
+        ax.errorbar(fx[x], fx['accuracy'], yerr=_yerr(fx, 'accuracy'),
                     fmt='o-', color='C0', capsize=3, label='fixed N')
         for _, r in fx.iterrows(): ax.annotate(f"N={r['policy'].split('=')[-1]}", (r[x], r['accuracy']), fontsize=7, xytext=(3, -10), textcoords='offset points')
         for i, (_, r) in enumerate(t[t['kind'] != 'fixed'].iterrows()):
-            ax.errorbar([r[x]], [r['accuracy']], yerr=[[r['accuracy'] - r['accuracy_lo']], [r['accuracy_hi'] - r['accuracy']]],
+            ax.errorbar([r[x]], [r['accuracy']], yerr=[[v] for v in _yerr(r, 'accuracy')],
                         fmt='s' if r['kind'] == 'esc' else 'D', color=f'C{i + 1}', capsize=3, ms=7, label=r['policy'])
         if greedy is not None:
             ax.axhspan(greedy['ci_low'], greedy['ci_high'], color='grey', alpha=0.15, label='greedy, 1 sample (95% CI)')
@@ -189,17 +193,17 @@ def fig_rl_stages(table:pd.DataFrame, wins:pd.DataFrame|None=None, name:str='p2_
     fig, axes = plt.subplots(1, n, figsize=(4.2*n, 3.4))
     x = np.arange(len(table))
     for off, col, c in ((-0.12, 'success', 'C0'), (0.12, 'validity', 'C1')):
-        axes[0].errorbar(x + off, table[col], yerr=[table[col] - table[f'{col}_lo'], table[f'{col}_hi'] - table[col]], fmt='o', color=c, capsize=3, label=col)
+        axes[0].errorbar(x + off, table[col], yerr=_yerr(table, col), fmt='o', color=c, capsize=3, label=col)
     axes[0].set_xticks(x, table['model']); axes[0].set_ylim(0, 1.05); axes[0].set_ylabel('rate (held-out, 95% CI)'); axes[0].legend(fontsize=7)
     axes[0].set_title('correctness')
     ax2 = axes[1].twinx()
-    axes[1].errorbar(x - 0.1, table['p95_e2e_s'], yerr=[table['p95_e2e_s'] - table['p95_e2e_s_lo'], table['p95_e2e_s_hi'] - table['p95_e2e_s']], fmt='s', color='C2', capsize=3)
-    ax2.errorbar(x + 0.1, table['tokens'], yerr=[table['tokens'] - table['tokens_lo'], table['tokens_hi'] - table['tokens']], fmt='D', color='C3', capsize=3)
+    axes[1].errorbar(x - 0.1, table['p95_e2e_s'], yerr=_yerr(table, 'p95_e2e_s'), fmt='s', color='C2', capsize=3)
+    ax2.errorbar(x + 0.1, table['tokens'], yerr=_yerr(table, 'tokens'), fmt='D', color='C3', capsize=3)
     axes[1].set_ylabel('p95 end-to-end (s)', color='C2'); ax2.set_ylabel('completion tokens', color='C3'); ax2.grid(False)
     axes[1].set_xticks(x, table['model']); axes[1].set_title('latency and cost')
     if n == 3:
         xw = np.arange(len(wins))
-        axes[2].errorbar(xw, wins['win_rate'], yerr=[wins['win_rate'] - wins['win_rate_lo'], wins['win_rate_hi'] - wins['win_rate']], fmt='o', color='C4', capsize=3)
+        axes[2].errorbar(xw, wins['win_rate'], yerr=_yerr(wins, 'win_rate'), fmt='o', color='C4', capsize=3)
         axes[2].axhline(0.5, color='grey', lw=1, ls='--')
         axes[2].set_xticks(xw, wins['model']); axes[2].set_ylim(0, 1); axes[2].set_ylabel(f"win-rate vs {wins['reference'].iloc[0]} (95% CI)")
         axes[2].set_title('paired, per task')
