@@ -9,8 +9,7 @@ With --setup it also times a fresh clone's `make install` and `make test` (minut
 
     .venv/bin/python benchmarks/bench_foundation.py [--reps 3] [--tokens 64] [--setup]
 """
-import argparse, json, os, statistics as st, subprocess, sys, tempfile, time
-from pathlib import Path
+import argparse, json, statistics as st, subprocess, tempfile, time
 from tqdm import tqdm
 
 from agent_slo.core.config import load_settings, project_path

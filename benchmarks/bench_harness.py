@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from agent_slo.agent.toolcall import AgentConfig, request_for
 from agent_slo.core.config import project_path
-from agent_slo.eval.harness import run_suite, run_load, arrival_times, make_record, config_id
+from agent_slo.eval.harness import run_suite, run_load, arrival_times, make_record
 from agent_slo.core.records import load_records
 from agent_slo.serve.gateway import LocalServer
 from agent_slo.tasks.bfcl import subset

@@ -1,8 +1,8 @@
 "Shared fixtures: real `agent-slo serve` subprocesses on loopback, and the --slow switch."
-import os, socket, sys
+import os
 from pathlib import Path
 import pytest
-from agent_slo.serve.gateway import LocalServer, free_port
+from agent_slo.serve.gateway import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,7 @@
 """LoRA adapters in a running `agent-slo serve`: started with a registered adapter by name, swapped under concurrent
 requests (every answer comes whole from the old model or the new one, and says which), and refused clearly when unknown."""
-import threading, time
+import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 import httpx, openai, pytest
 
 from agent_slo.engine.hf import HFEngine, random_adapter

@@ -1,5 +1,5 @@
 "The console script as a user runs it: clear one-line errors with exit status 2, and the main job."
-import os, subprocess, sys
+import subprocess, sys
 from pathlib import Path
 from agent_slo.core.config import clean_env
 from conftest import ROOT

@@ -1,16 +1,14 @@
 """The harness against real processes and servers: a run killed half-way resumes without loss or duplicates,
 engine failures become error records (and are retried on resume), and the open-loop generator keeps its schedule."""
-import json, os, signal, subprocess, sys, textwrap, time
+import json, signal, subprocess, sys, textwrap, time
 from collections import Counter
-from pathlib import Path
-import numpy as np, pytest
+import numpy as np
 
 from agent_slo.agent.toolcall import AgentConfig
 from agent_slo.eval.harness import run_suite, run_load, arrival_times, config_id, find_max_rate
 from agent_slo.core.records import read_records, load_records
 from agent_slo.tasks.bfcl import subset
 from agent_slo.serve.gateway import free_port
-from agent_slo.eval import metrics
 from test_client_errors import Scripted
 
 CFG = AgentConfig(max_tokens=48, max_calls=1)

@@ -1,6 +1,6 @@
 """The P1 experiment end to end, as `agent-slo p1` runs it: a real papermill execution of papers/p1.ipynb on the embedded
 model, producing records, eval_summary.csv, the figures and the rendered paper draft."""
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
 

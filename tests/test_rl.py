@@ -1,6 +1,6 @@
 """The RL commands as a user runs them: `agent-slo train sft` into a registry (one real optimiser step), then `agent-slo rl`,
 the papermill RL notebook, evaluating base and SFT on held-out tasks through the P1 harness, with win-rates and figures."""
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
 
@@ -45,4 +45,4 @@ def test_train_then_rl_notebook(tmp_path):
     recs = [json.loads(l) for f in (tmp_path/'rl'/'eval').glob('*.jsonl') for l in f.read_text().splitlines()]
     assert {r['model_id'] for r in recs} == {'SmolLM2-135M-Instruct', 'SmolLM2-135M-Instruct+tool-sft@v1'}
     assert len(recs) == 2*(4 + 1*2)   # per model: 4 held-out accuracy tasks, 1 stability task x 2 repeats
-    assert 'RL stages' in r.stdout and 'win-rate against SFT' in r.stdout
+    assert 'RL stages' in r.stdout and 'paired against SFT' in r.stdout

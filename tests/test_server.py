@@ -1,9 +1,7 @@
 "The official `openai` client against a real `agent-slo serve` on loopback: streaming, TTFT, backpressure, bad requests."
 import json, threading, time
 import httpx, jsonschema, openai, psutil, pytest
-from agent_slo.core.config import load_settings
 from agent_slo.engine.base import ChatRequest, RateLimited, ModelNotFound, AuthFailed, BadRequest
-from agent_slo.engine.client import OpenAIEngine
 
 MODEL = 'SmolLM2-135M-Instruct'
 ASK = [{'role': 'user', 'content': 'What is the capital of France?'}]

@@ -1,12 +1,12 @@
 """Configuration sweeps end to end: real papermill executions of papers/sweep_point.ipynb on the embedded model,
 killed half-way and resumed, and the same sweep on a local Ray cluster giving the same answers as local runs."""
-import json, os, signal, subprocess, sys, time
+import os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest, yaml
 
 from agent_slo.core.config import clean_env
 from conftest import ROOT
-from agent_slo.core.records import read_records, record_key
+from agent_slo.core.records import read_jsonl, read_records, record_key
 from agent_slo.eval.sweep import SweepSpec, run_sweep, manifest_state, sweep_records
 
 def tiny_spec(path:Path, batch_size:int=1) -> Path:
@@ -44,7 +44,7 @@ def test_sweep_resumes_after_kill(tmp_path):
     r = subprocess.run(cmd, cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert 'ran 1 points now (1 done, 0 failed); 2 of 2 points done' in r.stdout, r.stdout
-    events = read_records(out/'manifest.jsonl')
+    events = read_jsonl(out/'manifest.jsonl')
     assert [e['status'] for e in events if e['id'] == points[0]['id']] == ['started', 'done']          # not run twice
     assert [e['status'] for e in events if e['id'] == points[1]['id']] == ['started', 'started', 'done']
     recs = read_records(second)
@@ -72,7 +72,7 @@ def test_ray_backend_matches_local(tmp_path, monkeypatch):
         ray.shutdown()
     assert [e['status'] for e in local] == ['done']*3 and [e['status'] for e in remote] == ['done']*3, (local, remote)
     assert {e['pid'] for e in remote}.isdisjoint({os.getpid()})          # the points ran in Ray workers
-    assert {e['backend'] for e in read_records(tmp_path/'ray'/'manifest.jsonl')} == {'ray'}
+    assert {e['backend'] for e in read_jsonl(tmp_path/'ray'/'manifest.jsonl')} == {'ray'}
     cols = ['stage', 'task_id', 'config_hash', 'repeat', 'calls_norm', 'success', 'completion_tokens', 'schema_valid']
     a = sweep_records(tmp_path/'local')[cols].sort_values(cols[:4]).reset_index(drop=True)
     b = sweep_records(tmp_path/'ray')[cols].sort_values(cols[:4]).reset_index(drop=True)
