@@ -88,7 +88,8 @@ def fig_disagreement(summary:pd.DataFrame, folder=None) -> list[Path]:
         for _, r in s.iterrows():
             x = xs[r['category']] - 0.4 + w*(hues.index(r['config']) + 0.5)
             ax.plot([x, x], [r['disagreement_lo'], r['disagreement_hi']], color='black', lw=1)
-    ax.set_ylabel('share of tasks whose repeats disagree'); ax.set_ylim(0, 1); ax.set_title('run-to-run disagreement')
+    ax.set_ylabel('share of tasks whose repeats disagree'); ax.set_ylim(0, 1.05); ax.set_title('run-to-run disagreement (95% Wilson CI)')
+    if len(s): ax.legend(title='config', fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.22), ncol=2)
     fig.tight_layout()
     return save_fig(fig, 'p1_disagreement', folder)
 
@@ -115,7 +116,7 @@ def fig_pareto(scores:pd.DataFrame, key:str='config_hash', choice=None, name:str
         r = s[s[key] == choice].iloc[0]
         ax.scatter([r['p95_e2e_s']], [r['success_at_slo']], marker='*', s=300, color='C3', zorder=5, label='operating point' + (f' ({choice_note})' if choice_note else ''))
     ax.set_xlabel('p95 end-to-end latency (s)'); ax.set_ylabel('success@SLO'); ax.set_title('configurations: success against tail latency')
-    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.22), ncol=2)
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
