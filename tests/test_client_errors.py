@@ -6,7 +6,7 @@ import pytest
 from agent_slo.core.config import load_settings
 from agent_slo.engine.base import ChatRequest, ServerError, EngineTimeout, EndpointUnreachable
 from agent_slo.engine.client import OpenAIEngine
-from agent_slo.serve.gateway import free_port
+from agent_slo.core.procs import free_port
 
 ASK = ChatRequest([{'role': 'user', 'content': 'hi'}], max_tokens=8)
 

@@ -8,7 +8,7 @@ from agent_slo.agent.toolcall import AgentConfig
 from agent_slo.eval.harness import run_suite, run_load, arrival_times, config_id, find_max_rate
 from agent_slo.core.records import read_records, load_records
 from agent_slo.tasks.bfcl import subset
-from agent_slo.serve.gateway import free_port
+from agent_slo.core.procs import free_port
 from test_client_errors import Scripted
 
 CFG = AgentConfig(max_tokens=48, max_calls=1)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #a6780a24
 from __future__ import annotations
-import asyncio, collections, contextlib, ipaddress, json, socket, tempfile, threading, time, warnings
+import asyncio, collections, contextlib, ipaddress, json, threading, time, warnings
 from pathlib import Path
 from typing import Literal
 
@@ -16,12 +16,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from ..core.config import Settings, load_settings, clean_env
 from ..core.artifacts import artifacts_root
+from ..core.procs import ManagedServer, free_port
 from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest
 from ..engine.client import make_engine
 
 # %% auto #0
 __all__ = ['LATENCY_BUCKETS', 'Message', 'ResponseFormat', 'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher',
-           'ServerMetrics', 'create_app', 'is_loopback', 'free_port', 'serve', 'ServerThread', 'LocalServer']
+           'ServerMetrics', 'create_app', 'is_loopback', 'serve', 'ServerThread', 'LocalServer']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -288,10 +289,6 @@ def is_loopback(host:str) -> bool:
     try: return ipaddress.ip_address(host).is_loopback
     except ValueError: return False
 
-def free_port(host:str='127.0.0.1') -> int:
-    "A TCP port nobody listens on right now."
-    with socket.socket() as sk: sk.bind((host, 0)); return sk.getsockname()[1]
-
 def serve(settings:Settings|None=None, engine:Engine|None=None, log_level:str='info'):
     "Serve in the foreground until interrupted."
     import uvicorn
@@ -324,45 +321,19 @@ class ServerThread:
         self.app.state.batcher.close()
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #39a7ed63
-def _die_with_parent():
-    "In the child, before exec: ask Linux to send SIGTERM when the parent dies, so a killed run never orphans its server."
-    try:
-        import ctypes, signal
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception: pass  # not Linux: the context manager still stops the server on a normal exit
-
-class LocalServer:
+class LocalServer(ManagedServer):
     "`agent-slo serve` in a subprocess on loopback; `.base_url` is its /v1 URL, `.engine()` an `OpenAIEngine` for it."
     def __init__(self, env:dict|None=None,   # settings for the server, as environment variables
                  log_path:str|Path|None=None, startup_timeout:float=180):
-        import subprocess, sys, httpx
+        import sys
         self.port = free_port()
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
-        e = clean_env()
-        e.update({'AGENT_SLO_PORT': str(self.port), **{k: str(v) for k, v in (env or {}).items()}})
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix='agent-slo-serve-', suffix='.log')[1])
         exe = Path(sys.executable).parent/'agent-slo'
-        cmd = [str(exe)] if exe.exists() else [sys.executable, '-m', 'agent_slo.cli']
-        self.proc = subprocess.Popen(cmd + ['serve', '--log-level', 'warning'], env=e, stdout=self.log_path.open('w'),
-                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        deadline = time.time() + startup_timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None: raise RuntimeError(f"agent-slo serve exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f'http://127.0.0.1:{self.port}/healthz', timeout=1).status_code == 200: return
-            except httpx.TransportError: pass
-            time.sleep(0.25)
-        self.stop(); raise RuntimeError(f"agent-slo serve did not answer /healthz within {startup_timeout:g} s:\n{self.log_path.read_text()[-3000:]}")
-    def alive(self) -> bool: return self.proc.poll() is None
+        cmd = [str(exe)] if exe.exists() else [sys.executable, '-m', 'agent_slo.cli.main']
+        super().__init__(cmd + ['serve', '--log-level', 'warning'], f'http://127.0.0.1:{self.port}/healthz',
+                         {**clean_env(), 'AGENT_SLO_PORT': self.port, **(env or {})}, log_path, startup_timeout, 'agent-slo serve')
     def engine(self, api_key:str='none', **kw):
         from agent_slo.engine.client import OpenAIEngine
         eng = OpenAIEngine(self.base_url, api_key, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
         eng.engine_id = 'serve'  # records say the requests went through agent-slo serve
         return eng
-    def stop(self):
-        import subprocess
-        self.proc.terminate()
-        try: self.proc.wait(15)
-        except subprocess.TimeoutExpired: self.proc.kill()
-    def __enter__(self): return self
-    def __exit__(self, *a): self.stop()
