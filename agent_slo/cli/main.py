@@ -375,5 +375,3 @@ def main(argv:list[str]|None=None) -> int:
         kind = getattr(e, 'error_type', 'config' if isinstance(e, ConfigError) else 'invalid')
         print(f"agent-slo {args.command}: error ({kind}): {e}", file=sys.stderr)
         return 2
-
-if __name__ == '__main__': sys.exit(main())

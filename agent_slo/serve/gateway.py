@@ -329,7 +329,7 @@ class LocalServer(ManagedServer):
         self.port = free_port()
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
         exe = Path(sys.executable).parent/'agent-slo'
-        cmd = [str(exe)] if exe.exists() else [sys.executable, '-m', 'agent_slo.cli.main']
+        cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'import sys; from agent_slo.cli.main import main; sys.exit(main())']
         super().__init__(cmd + ['serve', '--log-level', 'warning'], f'http://127.0.0.1:{self.port}/healthz',
                          {**clean_env(), 'AGENT_SLO_PORT': self.port, **(env or {})}, log_path, startup_timeout, 'agent-slo serve')
     def engine(self, api_key:str='none', **kw):
