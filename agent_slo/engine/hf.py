@@ -76,10 +76,10 @@ class _Row:
 class RowControl:
     "A logits processor applying per-row max_tokens, JSON grammar, thought budget and cancellation."
     def __init__(self, rows:list[_Row], eos_id:int, close_ids:list[int], vocab_size:int):
-        import xgrammar as xgr, torch
+        import xgrammar as xgr
         self.rows, self.eos_id, self.close_ids = rows, eos_id, close_ids
         self.bitmask = xgr.allocate_token_bitmask(len(rows), vocab_size) if any(r.matcher for r in rows) else None
-        self.xgr, self.torch = xgr, torch
+        self.xgr = xgr
 
     def __call__(self, input_ids, scores):
         for i, row in enumerate(self.rows):
