@@ -1,6 +1,6 @@
 # agent-slo: two commands on a fresh machine with python3 and make.
-#   make demo   set up .venv and run the main job (a quick P1 run) on the embedded model
-#   make test   set up .venv and run the whole suite (notebooks + tests/), ending in pytest's summary
+#   make demo   set up .venv and .venv-vllm and run the main job (a quick P1 run) on the embedded model
+#   make test   set up .venv and .venv-vllm and run the whole suite (notebooks + tests/), ending in pytest's summary
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained clean
+.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,9 @@ $(VLLM_STAMP):
 
 vllm: $(VLLM_STAMP)
 
-# the main job: a quick P1 run on the embedded model (accuracy, stability, two-point QPS sweep, paper draft)
-demo: install
+# the main job: a quick P1 run on the embedded model (accuracy and stability in process; load and capacity through the
+# gateway on the managed vLLM), then the summary and the paper draft
+demo: install vllm
 	$(BIN)/agent-slo p1 --quick
 
 p1: install
@@ -125,6 +126,10 @@ bench-reward: install
 
 bench-constrained: install
 	$(BIN)/python benchmarks/bench_constrained.py
+
+# the gateway's overhead: bare vLLM against vLLM through agent-slo serve (TTFT and per-token ratios), and the in-process engine
+bench-serve: install vllm
+	$(BIN)/python benchmarks/bench_serve.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/

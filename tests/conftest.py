@@ -1,8 +1,9 @@
-"Shared fixtures: real `agent-slo serve` subprocesses on loopback, and the --slow switch."
-import os
+"Shared fixtures: real `agent-slo serve` subprocesses on loopback (one over the suite's single managed vLLM), and the --slow switch."
+import json, os
 from pathlib import Path
 import pytest
 from agent_slo.serve.gateway import LocalServer
+from agent_slo.engine.vllm import vllm_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,3 +37,22 @@ tight_server = _server_fixture('tight_server', "A server that admits one request
                                AGENT_SLO_MAX_QUEUE=1, AGENT_SLO_MAX_BATCH=1)
 load_server = _server_fixture('load_server', "A server for load tests: batches of up to 8, a queue of 64.",
                               AGENT_SLO_MAX_QUEUE=64, AGENT_SLO_MAX_BATCH=8)
+
+VLLM_CAP = 10   # requests the vLLM backend admits before the gateway answers 429
+
+@pytest.fixture(scope='session')
+def vllm_gateway(tmp_path_factory):
+    """The suite's one managed vLLM, started by a real `agent-slo serve` as its backend: the priority scheduler, two sequences
+    at a time (so a few requests saturate it), VLLM_CAP requests in flight before 429, one record per request."""
+    if vllm_python() is None: pytest.skip("the managed vLLM venv is missing: `make vllm` (make test builds it)")
+    d = tmp_path_factory.mktemp('vllm')
+    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': VLLM_CAP, 'vllm': {'max_num_seqs': 2, 'log_path': str(d/'vllm.log')}}]
+    gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_SERVE_RECORDS': str(d/'records.jsonl')}, log_path=d/'serve.log')
+    gw.records, gw.vllm_log = d/'records.jsonl', d/'vllm.log'
+    yield gw
+    gw.stop()
+
+@pytest.fixture(scope='session')
+def vllm_url(vllm_gateway) -> str:
+    "The bare vLLM's /v1 URL behind the suite's gateway."
+    return vllm_gateway.health()['backends'][0]['url']

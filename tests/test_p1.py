@@ -1,5 +1,6 @@
 """The P1 experiment end to end, as `agent-slo p1` runs it: a real papermill execution of papers/p1.ipynb on the embedded
-model, producing records, eval_summary.csv, the figures and the rendered paper draft."""
+model (accuracy, stability) and through the gateway on the suite's vLLM (load, capacity), producing records,
+eval_summary.csv, the figures and the rendered paper draft."""
 import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
@@ -7,17 +8,31 @@ import pandas as pd
 from agent_slo.core.config import clean_env
 from conftest import ROOT
 
-def test_p1_pipeline_tiny(tmp_path):
+import pytest
+from agent_slo.engine.vllm import vllm_python
+
+@pytest.fixture
+def load_backend(request) -> str:
+    "The gateway backend P1's load stages use here: the suite's vLLM as a URL backend (no second vLLM start), else the in-process engine."
+    return f"vllm={request.getfixturevalue('vllm_url')}" if vllm_python() else 'embedded'
+
+def test_p1_pipeline_tiny(tmp_path, load_backend):
     out, agg, figs = tmp_path/'p1', tmp_path/'agg', tmp_path/'figs'
-    params = ['limit=4', 'stability_limit=2', 'repeats=2', 'load_limit=4', 'qps=[2]', 'max_tokens=48',
-              f'figures_dir={figs}', f'aggregate_dir={agg}', 'wandb_log=true']
+    params = ['limit=4', 'stability_limit=2', 'repeats=2', 'load_limit=4', 'qps=[2]', 'max_tokens=48', f'serve_backends={load_backend}',
+              'max_rate_limit=4', 'max_rate_ladder=[2, 64]', f'figures_dir={figs}', f'aggregate_dir={agg}', 'wandb_log=true']
     env = clean_env()
     env.update(WANDB_DIR=str(tmp_path), WANDB_MODE='offline')
     r = subprocess.run([str(Path(sys.executable).parent/'agent-slo'), 'p1', '--quick', '--out', str(out),
                         *[a for p in params for a in ('-p', p)]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     s = pd.read_csv(agg/'eval_summary.csv')
-    assert set(s['stage']) == {'accuracy', 'stability', 'load'}
+    assert set(s['stage']) == {'accuracy', 'stability', 'load', 'max_rate'}   # --quick searches the capacity too
+    backend = load_backend.split('=')[0]
+    assert set(s[s['stage'].isin(['load', 'max_rate'])]['backend']) == {backend} and s[s['stage'] == 'accuracy']['backend'].isna().all()
+    cap = json.loads((agg/'p1_max_rate.json').read_text())
+    assert cap['slo'] == {'e2e_s': 5.0} and cap['target'] == 0.95 and cap['count_success'] is False and '2' in cap['tried']
+    assert cap['max_rate'] in (None, 2, 64) or 2 < cap['max_rate'] < 64
+    assert 'Capacity.' in (out/'paper'/'p1.html').read_text()
     assert set(s['category']) == {'simple_python', 'live_simple'}
     acc = s[s['stage'] == 'accuracy']
     assert set(acc['constrained']) == {True, False} and (acc['n'] == 2).all()
@@ -36,7 +51,10 @@ def test_p1_pipeline_tiny(tmp_path):
     assert 'success@SLO' in (out/'paper'/'p1.html').read_text()
     assert (out/'paper'/'latex'/'p1.tex').exists()
     recs = [json.loads(l) for l in (out/'records.jsonl').read_text().splitlines()]
-    assert len(recs) == 4*2 + 2*2*2 + 4   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load
+    n_cap = sum(r['stage'] == 'max_rate' for r in recs)
+    assert len(recs) - n_cap == 4*2 + 2*2*2 + 4 and n_cap == 4*len(cap['tried'])   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load; capacity
+    gw = [json.loads(l) for l in (tmp_path/'p1_gateway'/'records.jsonl').read_text().splitlines()]
+    assert len(gw) == 4 + n_cap and {r['backend'] for r in gw} == {backend}   # the gateway's own record of every load request
     assert 'P1 summary' in r.stdout
     assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
 

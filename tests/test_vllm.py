@@ -1,37 +1,44 @@
-"""The managed vLLM backend for real: one module-scoped vLLM on the embedded model, with the priority scheduler and room for
-two sequences, so a few requests saturate it. It serves schema-constrained output that validates, lets a high-priority
-request overtake earlier low-priority ones, and stops cleanly."""
+"""The managed vLLM backend behind the gateway, for real: the suite's one vLLM (conftest `vllm_gateway`), started by
+`agent-slo serve` with the priority scheduler and room for two sequences, so a few requests saturate it. It serves
+schema-constrained output that validates, lets a high-priority request sent through the gateway overtake earlier
+low-priority ones, answers 429 through the gateway when full and recovers, writes one record per request, and stops
+cleanly with the gateway (this file runs last: its final test stops the shared vLLM)."""
 import json, threading, time
-import jsonschema, openai, pytest
+import httpx, jsonschema, openai, psutil
 
+from agent_slo.core.records import read_records
 from agent_slo.engine.base import ChatRequest
-from agent_slo.engine.vllm import VLLMServer, vllm_python
-
-pytestmark = pytest.mark.skipif(vllm_python() is None, reason="the managed vLLM venv is missing: `make vllm` (make test builds it)")
-
-@pytest.fixture(scope='module')
-def vllm(tmp_path_factory):
-    srv = VLLMServer(scheduling_policy='priority', max_num_seqs=2, log_path=tmp_path_factory.mktemp('vllm')/'vllm.log')
-    yield srv
-    srv.stop()
+from agent_slo.engine.client import OpenAIEngine
+from agent_slo.core.config import load_settings
+from conftest import VLLM_CAP
 
 CITY = {'type': 'object', 'additionalProperties': False, 'required': ['city', 'country'],
         'properties': {'city': {'type': 'string', 'maxLength': 24}, 'country': {'type': 'string', 'maxLength': 24}}}
+MODEL = 'SmolLM2-135M-Instruct'
+SENT = {'streamed': 0, 'whole': 0}   # chat requests each test sent through the gateway
 
-def test_serves_schema_constrained_output(vllm):
-    assert vllm.alive() and vllm.start_s > 0 and isinstance(vllm.warm, bool)
-    eng = vllm.engine()
-    assert eng.models() == ['SmolLM2-135M-Instruct'] and eng.engine_id == 'vllm'
+def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url):
+    h = vllm_gateway.health()
+    b = h['backends'][0]
+    assert h['status'] == 'ok' and b['kind'] == 'vllm' and b['healthy'] and b['priority'] and b['max_inflight'] == VLLM_CAP
+    assert b['start_s'] > 0 and isinstance(b['compile_cache_warm'], bool) and psutil.pid_exists(b['pid'])
+    eng = vllm_gateway.engine()
+    assert eng.models() == [MODEL]
     c = eng.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
     jsonschema.validate(json.loads(c.text), CITY)
+    SENT['streamed'] += 1
+    assert c.backend == 'vllm' and c.engine_id == 'serve'
     assert c.ttft_s > 0 and c.completion_tokens > 0 and c.prompt_tokens > 0 and len(c.t_chunks) > 1
+    bare = OpenAIEngine(vllm_url, 'EMPTY', model=MODEL, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
+    same = bare.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
+    assert same.text == c.text and same.backend is None   # greedy: the gateway relays vLLM's answer unchanged
 
-def test_priority_reaches_the_engine(vllm):
+def test_priority_reaches_the_engine_through_the_gateway(vllm_gateway):
     "With two sequences at a time and eight long low-priority requests queued, a priority-0 request sent after them finishes before most of them."
-    client = openai.OpenAI(base_url=vllm.base_url, api_key='EMPTY', max_retries=0, timeout=300)
+    client = openai.OpenAI(base_url=vllm_gateway.base_url, api_key='none', max_retries=0, timeout=300)
     done = {}
     def ask(name, priority):
-        client.chat.completions.create(model=vllm.model_id, messages=[{'role': 'user', 'content': f'Write a long story about the number {name}.'}],
+        client.chat.completions.create(model=MODEL, messages=[{'role': 'user', 'content': f'Write a long story about the number {name}.'}],
                                        max_tokens=64, temperature=0, extra_body={'priority': priority, 'ignore_eos': True})
         done[name] = time.time()
     low = [threading.Thread(target=ask, args=(f'low{i}', 10)) for i in range(8)]
@@ -39,11 +46,48 @@ def test_priority_reaches_the_engine(vllm):
     time.sleep(0.3)
     high = threading.Thread(target=ask, args=('high', 0)); high.start()
     for t in low + [high]: t.join(300)
+    SENT['whole'] += 9
     assert len(done) == 9, done
     later = sum(done[f'low{i}'] > done['high'] for i in range(8))
     assert later >= 4, f"the priority-0 request finished ahead of only {later} of 8 earlier low-priority requests"
 
-def test_stops_cleanly(vllm):
-    vllm.stop()
-    assert not vllm.alive()
-    with pytest.raises(Exception): openai.OpenAI(base_url=vllm.base_url, api_key='EMPTY', max_retries=0, timeout=5).models.list()
+def test_429_through_the_gateway_then_recovers(vllm_gateway):
+    n = VLLM_CAP + 6
+    codes, headers = [None]*n, [None]*n
+    def ask(i):
+        r = httpx.post(f'{vllm_gateway.base_url}/chat/completions', timeout=300,
+                       json={'model': MODEL, 'messages': [{'role': 'user', 'content': f'Tell a story {i}.'}], 'max_tokens': 48, 'ignore_eos': True})
+        codes[i], headers[i] = r.status_code, r.headers
+    ts = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    for t in ts: t.start()
+    for t in ts: t.join(300)
+    SENT['whole'] += n
+    assert sorted(set(codes)) == [200, 429], codes
+    assert codes.count(429) >= n - VLLM_CAP - 1, codes    # (a request may finish before the last ones arrive)
+    assert all(headers[i]['retry-after'] == '1' and headers[i]['x-agent-slo-backend'] == 'vllm' for i in range(n) if codes[i] == 429)
+    c = vllm_gateway.engine().complete(ChatRequest([{'role': 'user', 'content': 'Say hi.'}], max_tokens=4))
+    assert c.text and c.backend == 'vllm'
+    SENT['streamed'] += 1
+    assert vllm_gateway.health()['queue_depth'] == 0
+    prom = httpx.get(vllm_gateway.health_url.replace('/healthz', '/metrics')).text
+    assert f'agent_slo_backend_requests_total{{backend="vllm",status="429"}} {float(codes.count(429))}' in prom, prom
+
+def test_one_record_per_request(vllm_gateway):
+    time.sleep(0.5)   # the gateway appends records from a thread of its own
+    recs = read_records(vllm_gateway.records)
+    assert recs and all(r['backend'] == 'vllm' and r['stage'] == 'serve' and r['arm'] == 'baseline' for r in recs)
+    assert len({r['task_id'] for r in recs}) == len(recs) == SENT['streamed'] + SENT['whole']
+    ok = [r for r in recs if r['error_type'] is None]
+    busy = [r for r in recs if r['error_type'] == 'rate_limited']
+    assert all(r['finish_reason'] == 'error' for r in busy) and len(ok) + len(busy) == len(recs)
+    assert all(r['engine_id'] == 'vllm' and r['completion_tokens'] > 0 and r['e2e_s'] > 0 for r in ok)
+    assert sum(r['ttft_s'] is not None for r in ok) == SENT['streamed']   # only streamed answers have a first token to time
+
+def test_stops_cleanly_with_the_gateway(vllm_gateway):
+    "Stopping `agent-slo serve` stops the vLLM it started: no orphan holds the port or the memory."
+    pid = vllm_gateway.health()['backends'][0]['pid']
+    vllm_gateway.stop()
+    assert not vllm_gateway.alive()
+    deadline = time.time() + 30
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.time() < deadline: time.sleep(0.2)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, "vLLM outlived the gateway that started it"

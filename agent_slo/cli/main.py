@@ -57,8 +57,9 @@ def cmd_chat(s:Settings, args) -> int:
 
 def cmd_serve(s:Settings, args) -> int:
     from agent_slo.serve.gateway import serve
-    print(f"agent-slo serve: {s.provider} engine on http://{s.serve_host}:{s.serve_port}/v1 "
-          f"(max_queue {s.max_queue}, max_batch {s.max_batch})", file=sys.stderr, flush=True)
+    table = ', '.join(f"{b.name} ({b.kind}{' ' + b.url if b.url else ''}{', priority' if b.priority else ''})" for b in s.backends)
+    print(f"agent-slo serve: gateway on http://{s.serve_host}:{s.serve_port}/v1 over {table}; max_queue {s.max_queue} per backend"
+          + (f"; records to {s.serve_records}" if s.serve_records else ''), file=sys.stderr, flush=True)
     serve(s, log_level=args.log_level)
     return 0
 
@@ -317,12 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument('--think', action='store_true', help="open the reply with <think> (thinking phase)")
     c.add_argument('--max-thought-tokens', type=int, help="thought budget (default: MAX_THOUGHT_TOKENS)")
     c.add_argument('--stream', action='store_true', help="print text as it arrives")
-    v = sub.add_parser('serve', help="serve the configured engine with an OpenAI-compatible API")
+    v = sub.add_parser('serve', help="the gateway: an OpenAI-compatible API over in-process, managed vLLM and URL backends")
     v.add_argument('--host', help="bind address (default 127.0.0.1)")
     v.add_argument('--port', type=int)
     v.add_argument('--max-queue', type=int, help="requests admitted before 429")
     v.add_argument('--max-batch', type=int)
     v.add_argument('--model', help="local HF folder or .gguf for the embedded engine")
+    v.add_argument('--backend', action='append', metavar='[NAME=]TARGET[+priority]',
+                   help="a backend, in routing order (repeat for more): embedded, vllm (started and stopped by the gateway) or an OpenAI-compatible /v1 URL")
+    v.add_argument('--records', help="append one record per request to this .jsonl file")
     v.add_argument('--log-level', default='info')
     sub.add_parser('demo', help="a quick tour of the engine and server on the configured engine")
     for name, text in (('p1', 'the P1 experiment: accuracy, stability and load in one run, then the paper draft'),
@@ -362,13 +366,15 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p5': cmd_p5, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
-SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model'}
+SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
+               'backend': 'backends', 'records': 'serve_records'}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agent-slo` console script."
     args = build_parser().parse_args(argv)
     try:
         overrides = {f: getattr(args, a) for a, f in SERVE_FLAGS.items() if getattr(args, a, None) is not None}
+        if 'backends' in overrides: overrides['backends'] = ','.join(overrides['backends'])
         s = load_settings(args.config, **overrides)
         return COMMANDS[args.command](s, args)
     except (ConfigError, EngineError, ValueError) as e:

@@ -10,12 +10,12 @@ from typing import ClassVar, Literal
 
 import yaml
 from platformdirs import user_cache_dir
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['Provider', 'PROVIDER_DEFAULTS', 'ENV_VARS', 'OWN_PREFIXES', 'SETTINGS_PREFIXES', 'ConfigError', 'Settings',
-           'yaml_section', 'load_settings', 'project_root', 'project_path', 'config_hash', 'seed_everything',
-           'ConfigModel', 'preset', 'clean_env']
+__all__ = ['Provider', 'PROVIDER_DEFAULTS', 'BackendKind', 'ENV_VARS', 'OWN_PREFIXES', 'SETTINGS_PREFIXES', 'ConfigError',
+           'BackendSpec', 'parse_backends', 'Settings', 'yaml_section', 'load_settings', 'project_root', 'project_path',
+           'config_hash', 'seed_everything', 'ConfigModel', 'preset', 'clean_env']
 
 # %% ../../nbs/00_core/00_config.ipynb #40ef1034
 class ConfigError(ValueError):
@@ -30,6 +30,44 @@ PROVIDER_DEFAULTS = {  # base URL and placeholder key each local server expects
     'vllm':     ('http://localhost:8000/v1', 'EMPTY'),
     'openai':   ('https://api.openai.com/v1', None),
 }
+
+BackendKind = Literal['embedded', 'vllm', 'url']
+
+class BackendSpec(BaseModel):
+    "One backend of the gateway: the in-process engine, a managed vLLM, or any OpenAI-compatible URL."
+    model_config = ConfigDict(extra='forbid')
+    name: str = Field(pattern=r'^[A-Za-z0-9_.-]+$', description="how routes, records and metrics name it")
+    kind: BackendKind = Field(description="embedded (in-process transformers), vllm (managed by agent-slo) or url")
+    url: str|None = Field(None, description="url: the server's /v1 base URL")
+    model: str|None = Field(None, description="url: the model id there; embedded and vllm: a local HF folder (default: the settings' model)")
+    api_key: SecretStr|None = Field(None, description="url: its API key")
+    priority: bool = Field(False, description="vllm: run the priority scheduler; url: the server honours a `priority` field")
+    max_inflight: int|None = Field(None, gt=0, description="requests in flight before 429 (default: max_queue)")
+    vllm: dict = Field(default_factory=dict, description="vllm: further engine knobs (max_num_seqs, kv_cache_gb, chunked_prefill, lora, ...)")
+
+    @model_validator(mode='after')
+    def _consistent(self):
+        if self.kind == 'url' and not (self.url or '').startswith(('http://', 'https://')):
+            raise ValueError(f"backend {self.name!r}: a url backend needs url: http(s)://host:port/v1, got {self.url!r}")
+        if self.kind != 'url' and self.url: raise ValueError(f"backend {self.name!r}: url is only for kind url, not {self.kind}")
+        if self.vllm and self.kind != 'vllm': raise ValueError(f"backend {self.name!r}: vllm knobs are only for kind vllm")
+        if self.url: self.url = self.url.rstrip('/')
+        return self
+
+def parse_backends(spec:str) -> list[dict]:
+    "The compact form of a backend table: `[name=]target[+priority]`, comma-separated; target is embedded, vllm or an http(s) URL."
+    out = []
+    for item in filter(None, (x.strip() for x in spec.split(','))):
+        head, sep, rest = item.partition('=')
+        name, target = (head, rest) if sep and '://' not in head else ('', item)
+        prio = target.endswith('+priority')
+        target = target.removesuffix('+priority')
+        kind = 'url' if target.startswith(('http://', 'https://')) else target
+        if kind not in ('embedded', 'vllm', 'url'):
+            raise ValueError(f"backend {item!r}: expected embedded, vllm or an http(s) URL, with an optional name= before and +priority after")
+        out.append({'name': name or (kind if kind != 'url' else f'url{len(out)}'), 'kind': kind, 'priority': prio,
+                    **({'url': target} if kind == 'url' else {})})
+    return out
 
 class Settings(BaseModel):
     "Every setting of agent-slo, with its default. Field names are the YAML keys."
@@ -52,6 +90,9 @@ class Settings(BaseModel):
     serve_api_key: SecretStr|None = Field(None, description="if set, the server requires this bearer key")
     max_queue: int = Field(16, gt=0, description="requests admitted (running + waiting) before the server answers 429")
     max_batch: int = Field(8, gt=0, description="largest batch the server's worker forms")
+    backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(name='embedded', kind='embedded')],
+                                        description="the gateway's backends, in routing order; a YAML list or `[name=]target[+priority],...`")
+    serve_records: Path|None = Field(None, description="where `agent-slo serve` appends one record per request (none: no records)")
     wandb_project: str = Field('agent-slo', description="W&B project")
     wandb_entity: str|None = Field(None, description="W&B entity (team or user)")
     wandb_dir: Path|None = Field(None, description="where W&B writes its run folders; defaults to out_dir")
@@ -63,6 +104,15 @@ class Settings(BaseModel):
         if v is not None and not v.startswith(('http://', 'https://')):
             raise ValueError(f"must start with http:// or https://, got {v!r}")
         return v.rstrip('/') if v else v
+
+    @field_validator('backends', mode='before')
+    @classmethod
+    def _backends(cls, v):
+        if isinstance(v, str): v = json.loads(v) if v.lstrip().startswith('[') else parse_backends(v)   # JSON, or the compact form
+        names = [b['name'] if isinstance(b, dict) else b.name for b in v or []]
+        if not names: raise ValueError("the gateway needs at least one backend")
+        if len(set(names)) < len(names): raise ValueError(f"backend names must be unique, got {names}")
+        return v
 
     @property
     def base_url(self) -> str|None:
@@ -83,7 +133,7 @@ ENV_VARS = {
     'AGENT_SLO_THREADS': 'threads', 'AGENT_SLO_SEED': 'seed', 'AGENT_SLO_CACHE_DIR': 'cache_dir',
     'AGENT_SLO_OUT': 'out_dir', 'AGENT_SLO_ARTIFACTS': 'artifacts_dir', 'AGENT_SLO_HOST': 'serve_host', 'AGENT_SLO_PORT': 'serve_port',
     'AGENT_SLO_SERVE_API_KEY': 'serve_api_key', 'AGENT_SLO_MAX_QUEUE': 'max_queue',
-    'AGENT_SLO_MAX_BATCH': 'max_batch', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
+    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
     'WANDB_DIR': 'wandb_dir', 'WANDB_MODE': 'wandb_mode',
 }
 OWN_PREFIXES = ('AGENT_SLO_', 'AOFW_')  # an unknown variable with these prefixes is a typo, not someone else's

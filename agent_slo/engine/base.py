@@ -24,6 +24,8 @@ class ChatRequest:
     json_schema: dict|bool|None = None    # constrain output to this JSON Schema; True means any JSON
     max_thought_tokens: int|None = None   # thought budget for thinking models
     think: bool = False                   # open the answer with `<think>` (forces a thought phase)
+    priority: int|None = None             # scheduling priority, lower runs first (vLLM's priority scheduler; the gateway's queue)
+    deadline_ms: float|None = None        # answer wanted within this many ms of arrival: the gateway orders by deadline (EDF)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     t_submit: float|None = None           # wall time the request arrived; set by the caller for queueing
     cancelled: threading.Event|None = field(default=None, repr=False, compare=False)  # set to stop early
@@ -51,6 +53,7 @@ class Completion:
     engine_id: str = ''
     model_id: str = ''
     request_id: str = ''
+    backend: str|None = None      # the gateway backend that served it, when it went through `agent-slo serve`
 
     @property
     def ttft_s(self) -> float|None: return None if self.t_first_token is None else self.t_first_token - self.t_submit

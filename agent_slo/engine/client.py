@@ -63,6 +63,9 @@ class OpenAIEngine(Engine):
         if isinstance(e, openai.APIStatusError) and e.status_code >= 500:
             return ServerError(f"{url} failed with HTTP {e.status_code}: {e.message}")
         if isinstance(e, openai.APIStatusError): return BadRequest(f"{url} rejected the request (HTTP {e.status_code}): {e.message}")
+        if isinstance(e, openai.APIError): return ServerError(f"{url}: the stream failed: {e.message}")   # an error event mid-stream
+        import httpx
+        if isinstance(e, httpx.TransportError): return EndpointUnreachable(f"{url}: the connection broke mid-stream ({type(e).__name__}: {e})")
         return EngineError(f"{url}: {type(e).__name__}: {e}")
 
     def _call(self, fn):
@@ -88,15 +91,20 @@ class OpenAIEngine(Engine):
         extra = {}
         if req.max_thought_tokens: extra['max_thought_tokens'] = req.max_thought_tokens
         if req.think: extra['think'] = True
+        if req.priority is not None: extra['priority'] = req.priority
+        if req.deadline_ms is not None: extra['deadline_ms'] = req.deadline_ms
         if extra and self.settings.provider != 'openai': p['extra_body'] = extra
         return p
 
     def _stream_one(self, req:ChatRequest, on_delta=None) -> Completion:
         t_submit = req.t_submit or time.time()
         params = self._params(req)
+        backend = [None]
         def run():
             times, ntoks, parts, reasoning, usage, finish = [], [], [], [], None, None
-            stream = self.client.chat.completions.create(**params)
+            raw = self.client.chat.completions.with_raw_response.create(**params)
+            backend[0] = raw.headers.get('x-agent-slo-backend')   # set by the agent-slo gateway
+            stream = raw.parse()
             try:
                 for chunk in stream:
                     now = time.time()
@@ -127,7 +135,7 @@ class OpenAIEngine(Engine):
         return Completion(text=answer, finish_reason=finish or 'stop', prompt_tokens=usage.prompt_tokens if usage else 0,
                           completion_tokens=n_completion, thought_tokens=n_thought, thought=thought, t_submit=t_submit,
                           t_first_token=times[0] if times else None, t_chunks=times, chunk_tokens=ntoks,
-                          t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id)
+                          t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id, backend=backend[0])
 
     def _encode(self, text:str) -> list:
         "A rough token count for servers that report none: whitespace pieces."

@@ -53,9 +53,10 @@ def summarise_records(df:pd.DataFrame, slos:dict=DEFAULT_SLOS, seed:int=0) -> di
     row['send_lag_p99_s'] = float(np.percentile(lag, 99)) if len(lag) else math.nan
     return row
 
-def aggregate(df:pd.DataFrame, slos:dict=DEFAULT_SLOS, by=('stage', 'config_hash', 'category', 'load_level')) -> pd.DataFrame:
-    "One summary row per group of `by` (load_level NaN means closed loop), with the config spelled out."
+def aggregate(df:pd.DataFrame, slos:dict=DEFAULT_SLOS, by=('stage', 'config_hash', 'backend', 'category', 'load_level')) -> pd.DataFrame:
+    "One summary row per group of `by` (load_level NaN means closed loop; backend names the engine behind the gateway), with the config spelled out."
     df = df.copy()
+    if 'backend' in by and 'backend' not in df: df['backend'] = None
     df['load_level'] = df['load_level'].astype(float)
     rows = []
     for key, g in df.groupby(list(by), dropna=False):
