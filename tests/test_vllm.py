@@ -72,6 +72,20 @@ def test_429_through_the_gateway_then_recovers(vllm_gateway):
     prom = httpx.get(vllm_gateway.health_url.replace('/healthz', '/metrics')).text
     assert f'agent_slo_backend_requests_total{{backend="vllm",status="429"}} {float(codes.count(429))}' in prom, prom
 
+def test_sweep_points_through_the_gateway(vllm_gateway, tmp_path):
+    "P2's sweep points on vLLM: each point's notebook talks to the gateway; which engine answered is part of the point's id."
+    from agent_slo.eval.sweep import SweepSpec, run_sweep, sweep_records
+    base = {'categories': ['simple_python'], 'limit': 2, 'split': None, 'max_tokens': 24, 'seed': 0}
+    axes = {'constrained': [True, False], 'temperature': [0.0], 'sc_n': [1]}
+    spec = SweepSpec(base={**base, 'engine_kind': 'vllm', 'gateway_url': vllm_gateway.base_url}, axes=axes)
+    assert {p['id'] for p in spec.points()}.isdisjoint({p['id'] for p in SweepSpec(base=base, axes=axes).points()})
+    res = run_sweep(spec, tmp_path/'sweep', progress=False)
+    assert [e['status'] for e in res] == ['done', 'done'], res
+    df = sweep_records(tmp_path/'sweep')
+    assert len(df) == 4 and set(df['engine_id']) == {'serve'} and set(df['backend']) == {'vllm'}
+    assert df.loc[df['config'].map(lambda c: c['constrained']), 'text'].str.lstrip().str.startswith('{').all()   # response_format reached vLLM
+    SENT['streamed'] += len(df)
+
 def test_one_record_per_request(vllm_gateway):
     time.sleep(0.5)   # the gateway appends records from a thread of its own
     recs = read_records(vllm_gateway.records)

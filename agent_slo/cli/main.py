@@ -286,7 +286,20 @@ def cmd_sweeps(s:Settings, args) -> int:
     spec.base.update(dict(_param(kv) for kv in args.param))
     steps = args.steps if args.steps is not None else (int(os.environ['SWEEP_STEPS']) if os.environ.get('SWEEP_STEPS', '').strip() else None)
     out = project_path(args.out)
-    res = run_sweep(spec, out, backend=args.engine, steps=steps, ray_cpus=args.ray_cpus, threads=args.threads)
+    if spec.base.get('engine_kind') == 'auto':   # the points' engine is part of their ids: resolve it before the grid is laid out
+        from agent_slo.engine.vllm import vllm_python
+        spec.base['engine_kind'] = 'vllm' if vllm_python() else 'inprocess'
+        if spec.base['engine_kind'] == 'inprocess': print("the managed vLLM is not installed (`make vllm`): the points run on the in-process engine", file=sys.stderr)
+    gateway = None
+    if spec.base.get('engine_kind') == 'vllm' and not spec.base.get('gateway_url'):   # one gateway on one vLLM for every point
+        from agent_slo.serve.gateway import LocalServer
+        (out.parent/f'{out.name}_gateway').mkdir(parents=True, exist_ok=True)
+        gateway = LocalServer({'AGENT_SLO_BACKENDS': 'vllm', 'AGENT_SLO_MAX_QUEUE': 64, 'AGENT_SLO_SERVE_RECORDS': str(out.parent/f'{out.name}_gateway'/'records.jsonl')},
+                              log_path=out.parent/f'{out.name}_gateway'/'serve.log')
+        spec.base['gateway_url'] = gateway.base_url
+    try: res = run_sweep(spec, out, backend=args.engine, steps=steps, ray_cpus=args.ray_cpus, threads=args.threads)
+    finally:
+        if gateway: gateway.stop()
     state = manifest_state(out)
     n_done = sum(state.get(p['id'], {}).get('status') == 'done' for p in spec.points())
     print(f"sweep {out}: ran {len(res)} points now ({sum(e['status'] == 'done' for e in res)} done, "

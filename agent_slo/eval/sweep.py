@@ -18,7 +18,7 @@ __all__ = ['AXES', 'EXEC_KEYS', 'SweepSpec', 'point_id', 'manifest_state', 'exec
 
 # %% ../../nbs/40_eval/44_sweep.ipynb #1c51fd76
 AXES = ('constrained', 'max_thought_tokens', 'temperature', 'prompt_id', 'sc_n')
-EXEC_KEYS = ('out_dir', 'threads', 'progress')   # how a point runs, not what it measures: not part of its id
+EXEC_KEYS = ('out_dir', 'threads', 'progress', 'gateway_url')   # how a point runs, not what it measures: not part of its id (engine_kind is)
 
 class SweepSpec(ConfigModel):
     "A configuration grid: fixed `base` parameters of the point notebook, and `axes` to cross (`configs/sweep.yaml`, section `sweep`)."
