@@ -43,10 +43,10 @@ VLLM_CAP = 10   # requests the vLLM backend admits before the gateway answers 42
 @pytest.fixture(scope='session')
 def vllm_gateway(tmp_path_factory):
     """The suite's one managed vLLM, started by a real `agent-slo serve` as its backend: the priority scheduler, two sequences
-    at a time (so a few requests saturate it), VLLM_CAP requests in flight before 429, one record per request."""
+    at a time (so a few requests saturate it), runtime LoRA, VLLM_CAP requests in flight before 429, one record per request."""
     if vllm_python() is None: pytest.skip("the managed vLLM venv is missing: `make vllm` (make test builds it)")
     d = tmp_path_factory.mktemp('vllm')
-    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': VLLM_CAP, 'vllm': {'max_num_seqs': 2, 'log_path': str(d/'vllm.log')}}]
+    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': VLLM_CAP, 'vllm': {'max_num_seqs': 2, 'lora': True, 'max_lora_rank': 16, 'log_path': str(d/'vllm.log')}}]
     gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_SERVE_RECORDS': str(d/'records.jsonl')}, log_path=d/'serve.log')
     gw.records, gw.vllm_log = d/'records.jsonl', d/'vllm.log'
     yield gw

@@ -9,7 +9,15 @@ from conftest import ROOT
 
 AGENT_SLO = str(Path(sys.executable).parent/'agent-slo')
 
-def test_train_then_rl_notebook(tmp_path):
+import pytest
+from agent_slo.engine.vllm import vllm_python
+
+@pytest.fixture
+def rl_engine(request) -> list[str]:
+    "Where the RL notebook evaluates here: the suite's vLLM gateway (runtime LoRA), else the in-process engine."
+    return [f"gateway_url={request.getfixturevalue('vllm_gateway').base_url}"] if vllm_python() else ['serve_backends=inprocess']
+
+def test_train_then_rl_notebook(tmp_path, rl_engine):
     env = clean_env()
     env.update(AGENT_SLO_ARTIFACTS=str(tmp_path/'artifacts'), WANDB_DIR=str(tmp_path), WANDB_MODE='offline')
     tiny = ['train_limit=4', 'max_steps=1', 'batch_size=2', 'lora_r=2', 'lora_alpha=4', 'lora_targets=["q_proj", "v_proj"]', 'max_length=512']
@@ -26,7 +34,7 @@ def test_train_then_rl_notebook(tmp_path):
 
     agg, figs = tmp_path/'agg', tmp_path/'figs'
     params = ['eval_overrides={"dev_limit": 2, "test_limit": 2, "stability_limit": 1, "repeats": 2, "max_tokens": 24}',
-              f'aggregate_dir={agg}', f'figures_dir={figs}']
+              f'aggregate_dir={agg}', f'figures_dir={figs}', *rl_engine]
     r = subprocess.run([AGENT_SLO, 'rl', '--out', str(tmp_path/'rl'), '--no-render', *[a for p in params for a in ('-p', p)]],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -42,7 +50,9 @@ def test_train_then_rl_notebook(tmp_path):
     assert times['adapter'].tolist() == ['tool-sft@v1'] and times['steps'].tolist() == [1]
     for name in ('p2_rl_stages', 'p2_rl_curves'):
         for ext in ('png', 'pdf'): assert (figs/f'{name}.{ext}').stat().st_size > 5000, name
-    recs = [json.loads(l) for f in (tmp_path/'rl'/'eval').glob('*.jsonl') for l in f.read_text().splitlines()]
+    on_vllm = rl_engine[0].startswith('gateway_url')
+    recs = [json.loads(l) for f in (tmp_path/'rl'/('eval_vllm' if on_vllm else 'eval')).glob('*.jsonl') for l in f.read_text().splitlines()]
+    assert {(r['engine_id'], r['backend']) for r in recs} == ({('serve', 'vllm')} if on_vllm else {('hf', None)})
     assert {r['model_id'] for r in recs} == {'SmolLM2-135M-Instruct', 'SmolLM2-135M-Instruct+tool-sft@v1'}
     assert len(recs) == 2*(4 + 1*2)   # per model: 4 held-out accuracy tasks, 1 stability task x 2 repeats
     assert 'RL stages' in r.stdout and 'paired against SFT' in r.stdout

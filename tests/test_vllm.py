@@ -4,7 +4,7 @@ schema-constrained output that validates, lets a high-priority request sent thro
 low-priority ones, answers 429 through the gateway when full and recovers, writes one record per request, and stops
 cleanly with the gateway (this file runs last: its final test stops the shared vLLM)."""
 import json, threading, time
-import httpx, jsonschema, openai, psutil
+import httpx, jsonschema, openai, psutil, pytest
 
 from agent_slo.core.records import read_records
 from agent_slo.engine.base import ChatRequest
@@ -16,6 +16,12 @@ CITY = {'type': 'object', 'additionalProperties': False, 'required': ['city', 'c
         'properties': {'city': {'type': 'string', 'maxLength': 24}, 'country': {'type': 'string', 'maxLength': 24}}}
 MODEL = 'SmolLM2-135M-Instruct'
 SENT = {'streamed': 0, 'whole': 0}   # chat requests each test sent through the gateway
+T0 = {}
+
+@pytest.fixture(autouse=True, scope='module')
+def _since(vllm_gateway):
+    "When this module started using the shared gateway: other modules' requests came before."
+    T0['t'] = time.time()
 
 def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url):
     h = vllm_gateway.health()
@@ -23,7 +29,7 @@ def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url
     assert h['status'] == 'ok' and b['kind'] == 'vllm' and b['healthy'] and b['priority'] and b['max_inflight'] == VLLM_CAP
     assert b['start_s'] > 0 and isinstance(b['compile_cache_warm'], bool) and psutil.pid_exists(b['pid'])
     eng = vllm_gateway.engine()
-    assert eng.models() == [MODEL]
+    assert eng.models()[0] == MODEL   # (adapters other tests loaded at runtime follow it)
     c = eng.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
     jsonschema.validate(json.loads(c.text), CITY)
     SENT['streamed'] += 1
@@ -72,6 +78,24 @@ def test_429_through_the_gateway_then_recovers(vllm_gateway):
     prom = httpx.get(vllm_gateway.health_url.replace('/healthz', '/metrics')).text
     assert f'agent_slo_backend_requests_total{{backend="vllm",status="429"}} {float(codes.count(429))}' in prom, prom
 
+def test_runtime_lora_through_the_gateway(vllm_gateway, tmp_path):
+    "POST /v1/adapters loads an adapter into the running vLLM beside the base model; requests name it by its model id."
+    from agent_slo.engine.hf import random_adapter
+    folder = random_adapter(tmp_path/'noisy', r=8, alpha=32, targets=('q_proj', 'v_proj'), seed=3)
+    admin = lambda body: httpx.post(f'{vllm_gateway.base_url}/adapters', json=body, timeout=300)
+    r = admin({'adapter': str(folder)})
+    assert r.status_code == 200, r.text
+    mid = r.json()['model']
+    assert mid == f'{MODEL}+noisy' and r.json()['backend'] == 'vllm'
+    assert mid in vllm_gateway.engine().models()
+    ask = ChatRequest([{'role': 'user', 'content': 'What is the capital of France?'}], max_tokens=16)
+    base = vllm_gateway.engine().complete(ask)
+    tuned = OpenAIEngine(vllm_gateway.base_url, 'none', model=mid, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'})).complete(ask)
+    assert tuned.backend == 'vllm' and tuned.text != base.text, (base.text, tuned.text)   # the adapter's weights answered
+    SENT['streamed'] += 2
+    missing = admin({'adapter': str(tmp_path/'nothing-here')})
+    assert missing.status_code == 404 and 'not a saved LoRA adapter' in missing.json()['error']['message'], missing.text
+
 def test_sweep_points_through_the_gateway(vllm_gateway, tmp_path):
     "P2's sweep points on vLLM: each point's notebook talks to the gateway; which engine answered is part of the point's id."
     from agent_slo.eval.sweep import SweepSpec, run_sweep, sweep_records
@@ -88,7 +112,7 @@ def test_sweep_points_through_the_gateway(vllm_gateway, tmp_path):
 
 def test_one_record_per_request(vllm_gateway):
     time.sleep(0.5)   # the gateway appends records from a thread of its own
-    recs = read_records(vllm_gateway.records)
+    recs = [r for r in read_records(vllm_gateway.records) if r['t_submit'] >= T0['t']]
     assert recs and all(r['backend'] == 'vllm' and r['stage'] == 'serve' and r['arm'] == 'baseline' for r in recs)
     assert len({r['task_id'] for r in recs}) == len(recs) == SENT['streamed'] + SENT['whole']
     ok = [r for r in recs if r['error_type'] is None]

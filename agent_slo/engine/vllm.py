@@ -4,17 +4,18 @@
 
 # %% ../../nbs/10_engine/13_vllm.ipynb #bbdb2c9a
 from __future__ import annotations
-import os
+import json, os
 from pathlib import Path
 
-from ..core.config import Settings, load_settings, clean_env, project_path
+from ..core.config import Settings, load_settings, clean_env, project_path, config_hash
+from ..core.artifacts import adapter_chain, adapter_tag, resolve_adapter, sha256_file
 from ..core.procs import ManagedServer, free_port
 from .base import EngineError
 from .hf import base_model
 from .client import OpenAIEngine
 
 # %% auto #0
-__all__ = ['VLLM_VENV', 'vllm_python', 'compile_cache', 'VLLMServer']
+__all__ = ['VLLM_VENV', 'vllm_python', 'compile_cache', 'VLLMServer', 'merge_lora_chain', 'lora_for_vllm']
 
 # %% ../../nbs/10_engine/13_vllm.ipynb #2b74a520
 VLLM_VENV = '.venv-vllm'   # the project-relative venv `make vllm` builds
@@ -51,7 +52,9 @@ class VLLMServer(ManagedServer):
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
         self.warm = compile_cache().exists() and any(compile_cache().iterdir())
         self.knobs = dict(scheduling_policy=scheduling_policy, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                          chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, lora=lora, dtype=dtype)
+                          chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, lora=lora,
+                          max_lora_rank=max_lora_rank if lora else None, dtype=dtype)
+        self.settings = s
         cmd = [python, '-m', 'vllm.entrypoints.openai.api_server', '--model', model_dir, '--served-model-name', self.model_id,
                '--host', '127.0.0.1', '--port', self.port, '--dtype', dtype, '--max-model-len', max_model_len,
                '--scheduling-policy', scheduling_policy, '--uvicorn-log-level', 'warning']
@@ -64,6 +67,69 @@ class VLLMServer(ManagedServer):
         self.command = [str(c) for c in cmd]
         super().__init__(self.command, f'http://127.0.0.1:{self.port}/health', env, log_path, startup_timeout, 'vLLM')
 
+    def load_adapter(self, adapter:str|Path) -> str:
+        "Load a registered adapter (`name`, `name@v2`, or a folder) with its whole chain, merged, at runtime; returns the model id requests name it by."
+        import httpx
+        if not self.knobs['lora']: raise EngineError("this vLLM was started without lora=True: it cannot load adapters", 'config')
+        name, folder = lora_for_vllm(adapter, self.settings)
+        r = json.loads((folder/'adapter_config.json').read_text())['r']
+        if r > self.knobs['max_lora_rank']:
+            raise EngineError(f"{name} has rank {r} (its chain merged) but this vLLM allows {self.knobs['max_lora_rank']}: start it with max_lora_rank >= {r}", 'config')
+        res = httpx.post(f'{self.base_url}/load_lora_adapter', json={'lora_name': name, 'lora_path': str(folder)}, timeout=300)
+        if res.status_code != 200 and 'already' not in res.text.lower():
+            raise EngineError(f"vLLM could not load {name}: HTTP {res.status_code}: {res.text[:300]}", 'bad_request')
+        return name
+
     def engine(self, **kw) -> OpenAIEngine:
         "An `OpenAIEngine` on this server; its records carry `engine_id='vllm'`."
         return OpenAIEngine(self.base_url, 'EMPTY', model=self.model_id, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
+
+# %% ../../nbs/10_engine/13_vllm.ipynb #888452ea
+def _lora_scale(cfg:dict, module:str, r:int) -> float:
+    "PEFT's scaling of one module: lora_alpha (or its alpha_pattern entry) over r, or over sqrt(r) with rsLoRA."
+    alpha = next((v for k, v in (cfg.get('alpha_pattern') or {}).items() if module.endswith(k)), cfg['lora_alpha'])
+    return alpha/(r**0.5 if cfg.get('use_rslora') else r)
+
+def merge_lora_chain(chain:list[str|Path], out:str|Path) -> Path:
+    """One PEFT LoRA folder equal to a chain of adapters applied in turn (SFT, then DPO on top, ...), for engines that serve one
+    adapter per request (vLLM). Deltas add: W + s1·B1A1 + s2·B2A2 = W + [s1·B1, s2·B2]·[A1; A2], so the merged adapter has rank
+    r1 + r2 and scaling 1, and is exact; modules an adapter does not touch get zero rows."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    parts = {}   # module prefix -> [(A, s·B)]
+    cfgs = []
+    for a in map(Path, chain):
+        cfg = json.loads((a/'adapter_config.json').read_text())
+        if cfg.get('use_dora') or cfg.get('modules_to_save') or cfg.get('bias', 'none') != 'none':
+            raise EngineError(f"{a.name}: only plain LoRA adapters (no DoRA, modules_to_save or bias) can be merged for vLLM", 'config')
+        w = load_file(str(a/'adapter_model.safetensors'))
+        for k, A in w.items():
+            if not k.endswith('.lora_A.weight'): continue
+            prefix = k[:-len('.lora_A.weight')]
+            B = w[prefix + '.lora_B.weight']
+            parts.setdefault(prefix, []).append((A.float(), B.float()*_lora_scale(cfg, prefix, A.shape[0])))
+        cfgs.append(cfg)
+    if not parts: raise EngineError(f"no LoRA weights in {[str(c) for c in chain]}", 'config')
+    R = max(sum(A.shape[0] for A, _ in ps) for ps in parts.values())
+    merged = {}
+    for prefix, ps in parts.items():
+        A, B = torch.cat([A for A, _ in ps]), torch.cat([B for _, B in ps], dim=1)
+        pad = R - A.shape[0]
+        merged[prefix + '.lora_A.weight'] = torch.cat([A, A.new_zeros(pad, A.shape[1])]).contiguous()
+        merged[prefix + '.lora_B.weight'] = torch.cat([B, B.new_zeros(B.shape[0], pad)], dim=1).contiguous()
+    targets = sorted({t for c in cfgs for t in (c['target_modules'] if isinstance(c['target_modules'], list) else [c['target_modules']])})
+    cfg = {**cfgs[0], 'r': R, 'lora_alpha': R, 'use_rslora': False, 'rank_pattern': {}, 'alpha_pattern': {}, 'target_modules': targets}
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    save_file(merged, str(out/'adapter_model.safetensors'))
+    (out/'adapter_config.json').write_text(json.dumps(cfg, indent=1))
+    return out
+
+def lora_for_vllm(adapter:str|Path, settings:Settings|None=None) -> tuple[str, Path]:
+    "A registered adapter (`name`, `name@v2`) or folder, as vLLM can load it: its model id (base+chain tags, as the in-process engine names it) and one merged folder, cached."
+    s = settings or load_settings()
+    chain = adapter_chain(resolve_adapter(adapter, s))
+    name = '+'.join([base_model(s)[1]] + [adapter_tag(a) for a in chain])
+    key = config_hash({'chain': [str(a.resolve()) for a in chain], 'sha': [sha256_file(a/'adapter_model.safetensors') for a in chain]})
+    folder = Path(s.cache_dir)/'lora-vllm'/key
+    if not (folder/'adapter_model.safetensors').exists(): merge_lora_chain(chain, folder)
+    return name, folder

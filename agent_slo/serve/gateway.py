@@ -470,8 +470,14 @@ class VLLMBackend(ProxyBackend):
     "A vLLM that the gateway starts (`engine.vllm.VLLMServer`), relays to, watches and stops."
     kind, engine_id = 'vllm', 'vllm'
     def __init__(self, name:str, server, max_inflight:int=16, timeout:float=120.0):
-        super().__init__(name, server.base_url, server.model_id, 'EMPTY', server.knobs['scheduling_policy'] == 'priority', max_inflight, timeout)
-        self.server = server
+        super().__init__(name, server.base_url, None, 'EMPTY', server.knobs['scheduling_policy'] == 'priority', max_inflight, timeout)
+        self.server, self._models = server, [server.model_id]   # the base model first; runtime LoRA adapters join on the next probe
+    async def load_adapter(self, adapter:str|None) -> str:
+        "Load an adapter chain (merged) into this vLLM at runtime; requests then name it by the returned model id. None: the base model."
+        if adapter is None: return self.server.model_id
+        name = await asyncio.to_thread(self.server.load_adapter, adapter)
+        self.mark(*await self.probe())
+        return name
     async def probe(self):
         if not self.server.alive(): return False, f"vLLM exited with code {self.server.proc.returncode} (log: {self.server.log_path})"
         return await super().probe()
@@ -554,6 +560,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         metrics.inflight.labels(b.name).set_function(lambda b=b: b.inflight)
     metrics.queue_depth.set_function(lambda: sum(b.inflight for b in backends))
     local = next((b for b in backends if isinstance(b, LocalBackend)), None)   # adapters are swapped in the in-process engine
+    lora = next((b for b in backends if isinstance(b, VLLMBackend) and b.server.knobs['lora']), None)   # or loaded into a vLLM beside the base
     sink = RecordSink(s.serve_records) if s.serve_records else None
     run_id, epoch = uuid.uuid4().hex[:12], time.time()
     key = s.serve_api_key.get_secret_value() if s.serve_api_key else None
@@ -625,12 +632,15 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     async def swap(body:AdapterBody):
         "Swap the LoRA adapter in the running in-process engine: loaded completely first, then swapped in between batches."
         eng = local.engine if local else None
-        if not hasattr(eng, 'swap_adapter'):
-            return _error(400, f"no backend here can load adapters ({', '.join(f'{b.name}: {b.kind}' for b in backends)})", param='adapter')
-        try: new_id = await asyncio.to_thread(eng.swap_adapter, body.adapter)
+        if not hasattr(eng, 'swap_adapter') and lora is None:
+            return _error(400, f"no backend here can load adapters ({', '.join(f'{b.name}: {b.kind}' for b in backends)}); "
+                          "an embedded backend swaps them, a vllm backend with lora: true loads them", param='adapter')
+        try:
+            if hasattr(eng, 'swap_adapter'): return {**adapter_info(), 'model': await asyncio.to_thread(eng.swap_adapter, body.adapter)}
+            new_id = await lora.load_adapter(body.adapter)   # vLLM: loaded beside the base model, served under its own model id
+            return {'model': new_id, 'adapter': new_id.split('+')[-1] if '+' in new_id else None, 'chain': new_id.split('+')[1:], 'swappable': True, 'backend': lora.name}
         except (ValueError, EngineError) as e:   # unknown, deleted or wrong-kind adapter: the engine keeps what it had
             return _error(404, str(e).replace(str(artifacts_root(s)), '<artifacts>'), code='adapter_not_found', param='adapter')
-        return {**adapter_info(), 'model': new_id}
 
     @app.post('/v1/chat/completions', dependencies=[Depends(auth)])
     async def chat(body:ChatBody, request:Request):
