@@ -47,7 +47,7 @@ def test_engine_errors_become_records_and_are_retried(tmp_path, load_server):
     from agent_slo.core.config import load_settings
     dead = OpenAIEngine(f'http://127.0.0.1:{free_port()}/v1', 'none', model=MODEL,   # same config, nobody listening
                         settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), max_retries=0)
-    dead.engine_id = 'serve'   # the same agent-slo serve set-up as `live` below, while its server is down
+    dead.engine_id = 'serve:embedded'   # the same agent-slo serve set-up as `live` below (the gateway on its in-process backend), while its server is down
     run_suite(dead, tasks, CFG, out, progress=False)
     recs = read_records(out)
     assert [r['error_type'] for r in recs] == ['unreachable']*3 and all(r['error_source'] == 'engine' for r in recs)

@@ -33,7 +33,7 @@ def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url
     c = eng.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
     jsonschema.validate(json.loads(c.text), CITY)
     SENT['streamed'] += 1
-    assert c.backend == 'vllm' and c.engine_id == 'serve'
+    assert c.backend == 'vllm' and c.engine_id == 'serve:vllm'
     assert c.ttft_s > 0 and c.completion_tokens > 0 and c.prompt_tokens > 0 and len(c.t_chunks) > 1
     bare = OpenAIEngine(vllm_url, 'EMPTY', model=MODEL, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
     same = bare.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
@@ -106,7 +106,7 @@ def test_sweep_points_through_the_gateway(vllm_gateway, tmp_path):
     res = run_sweep(spec, tmp_path/'sweep', progress=False)
     assert [e['status'] for e in res] == ['done', 'done'], res
     df = sweep_records(tmp_path/'sweep')
-    assert len(df) == 4 and set(df['engine_id']) == {'serve'} and set(df['backend']) == {'vllm'}
+    assert len(df) == 4 and set(df['engine_id']) == {'serve:vllm'} and set(df['backend']) == {'vllm'}
     assert df.loc[df['config'].map(lambda c: c['constrained']), 'text'].str.lstrip().str.startswith('{').all()   # response_format reached vLLM
     SENT['streamed'] += len(df)
 

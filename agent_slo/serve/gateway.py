@@ -31,7 +31,7 @@ log = logging.getLogger('agent_slo.serve')
 __all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'Message', 'ResponseFormat', 'AdapterBody',
            'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics', 'Trace', 'RecordSink', 'BackendDown',
            'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'Route', 'Router', 'create_app',
-           'is_loopback', 'serve', 'ServerThread', 'LocalServer']
+           'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -714,8 +714,12 @@ class LocalServer(ManagedServer):
     def health(self) -> dict:
         "The gateway's /healthz: status and every backend's health, load, start time."
         return httpx.get(self.health_url, timeout=5).json()
-    def engine(self, api_key:str='none', **kw):
-        from agent_slo.engine.client import OpenAIEngine
-        eng = OpenAIEngine(self.base_url, api_key, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
-        eng.engine_id = 'serve'  # records say the requests went through agent-slo serve; `backend` says which engine answered
-        return eng
+    def engine(self, api_key:str='none', **kw): return gateway_engine(self.base_url, api_key=api_key, **kw)
+
+def gateway_engine(base_url:str, model:str|None=None, api_key:str='none', **kw):
+    "An `OpenAIEngine` on an agent-slo gateway. Its engine id names the gateway and the kinds of engine behind it (`serve:vllm`), so runs on different backends never share a config hash, and a resumed run never mixes them."
+    from agent_slo.engine.client import OpenAIEngine
+    kinds = sorted({b['kind'] for b in httpx.get(base_url.rstrip('/').rsplit('/v1', 1)[0] + '/healthz', timeout=10).json()['backends']})
+    eng = OpenAIEngine(base_url, api_key, model=model, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
+    eng.engine_id = 'serve:' + '+'.join(kinds)
+    return eng
