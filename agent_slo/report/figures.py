@@ -54,10 +54,11 @@ def fig_qps(summary:pd.DataFrame, folder=None) -> list[Path]:
     "Offered load against p95/p99 latency, and against success@SLO at every SLO in the summary (open-loop rows)."
     import matplotlib.pyplot as plt, seaborn as sns
     s = summary[summary['stage'].eq('load') if 'stage' in summary else summary['load_level'].notna()].copy()
-    s['series'] = s['config'] + ' / ' + s['category']
+    backend = s['backend'].fillna('in process') if 'backend' in s else pd.Series('', index=s.index)
+    s['series'] = (backend + ': ' if backend.nunique() > 1 or backend.ne('').any() else '') + s['category'] + (' / ' + s['config'] if s['config'].nunique() > 1 else '')
     levels = sorted(s['load_level'].unique())
     sns.set_theme(style='whitegrid', context='paper')
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.6))
     long = s.melt(id_vars=['load_level', 'series'], value_vars=['e2e_s_p95', 'e2e_s_p99', 'ttft_s_p95'], var_name='percentile', value_name='seconds')
     sns.lineplot(data=long, x='load_level', y='seconds', hue='series', style='percentile', markers=True, ax=ax[0])
     ax[0].set_title('tail latency under load')
@@ -71,7 +72,7 @@ def fig_qps(summary:pd.DataFrame, folder=None) -> list[Path]:
     for a in ax:
         a.set_xscale('log', base=2); a.set_xticks(levels); a.set_xticklabels([f'{x:g}' for x in levels]); a.minorticks_off()
         a.set_xlabel('offered load (requests/s)')
-        a.legend(fontsize=7)
+        a.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2)   # below the panel: never over the data
     fig.tight_layout()
     return save_fig(fig, 'p1_qps', folder)
 

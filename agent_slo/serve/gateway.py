@@ -636,7 +636,9 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
             return _error(400, f"no backend here can load adapters ({', '.join(f'{b.name}: {b.kind}' for b in backends)}); "
                           "an embedded backend swaps them, a vllm backend with lora: true loads them", param='adapter')
         try:
-            if hasattr(eng, 'swap_adapter'): return {**adapter_info(), 'model': await asyncio.to_thread(eng.swap_adapter, body.adapter)}
+            if hasattr(eng, 'swap_adapter'):
+                new_id = await asyncio.to_thread(eng.swap_adapter, body.adapter)
+                return {**adapter_info(), 'model': new_id}   # the chain after the swap
             new_id = await lora.load_adapter(body.adapter)   # vLLM: loaded beside the base model, served under its own model id
             return {'model': new_id, 'adapter': new_id.split('+')[-1] if '+' in new_id else None, 'chain': new_id.split('+')[1:], 'swappable': True, 'backend': lora.name}
         except (ValueError, EngineError) as e:   # unknown, deleted or wrong-kind adapter: the engine keeps what it had
