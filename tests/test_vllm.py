@@ -57,6 +57,24 @@ def test_priority_reaches_the_engine_through_the_gateway(vllm_gateway):
     later = sum(done[f'low{i}'] > done['high'] for i in range(8))
     assert later >= 4, f"the priority-0 request finished ahead of only {later} of 8 earlier low-priority requests"
 
+def test_deadline_orders_earliest_first(vllm_gateway):
+    "deadline_ms becomes an absolute-deadline priority: a request with a tight deadline, sent after eight with loose ones, overtakes most of them."
+    client = openai.OpenAI(base_url=vllm_gateway.base_url, api_key='none', max_retries=0, timeout=300)
+    done = {}
+    def ask(name, deadline_ms):
+        client.chat.completions.create(model=MODEL, messages=[{'role': 'user', 'content': f'Write a long story about the number {name}.'}],
+                                       max_tokens=64, temperature=0, extra_body={'deadline_ms': deadline_ms, 'ignore_eos': True})
+        done[name] = time.time()
+    loose = [threading.Thread(target=ask, args=(f'loose{i}', 60_000)) for i in range(8)]
+    for t in loose: t.start(); time.sleep(0.02)
+    time.sleep(0.3)
+    tight = threading.Thread(target=ask, args=('tight', 500)); tight.start()
+    for t in loose + [tight]: t.join(300)
+    SENT['whole'] += 9
+    assert len(done) == 9, done
+    later = sum(done[f'loose{i}'] > done['tight'] for i in range(8))
+    assert later >= 4, f"the tight-deadline request finished ahead of only {later} of 8 earlier loose-deadline requests"
+
 def test_429_through_the_gateway_then_recovers(vllm_gateway):
     n = VLLM_CAP + 6
     codes, headers = [None]*n, [None]*n
