@@ -39,41 +39,25 @@ def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url
     same = bare.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
     assert same.text == c.text and same.backend is None   # greedy: the gateway relays vLLM's answer unchanged
 
-def test_priority_reaches_the_engine_through_the_gateway(vllm_gateway):
-    "With two sequences at a time and eight long low-priority requests queued, a priority-0 request sent after them finishes before most of them."
+@pytest.mark.parametrize('field, urgent, relaxed', [('priority', 0, 10), ('deadline_ms', 500, 60_000)])
+def test_urgent_request_overtakes_through_the_gateway(vllm_gateway, field, urgent, relaxed):
+    """With two sequences at a time and eight long requests queued, an urgent one sent after them finishes before most of them:
+    `priority` reaches vLLM's scheduler as it is; `deadline_ms` reaches it as an absolute-deadline priority (EDF)."""
     client = openai.OpenAI(base_url=vllm_gateway.base_url, api_key='none', max_retries=0, timeout=300)
     done = {}
-    def ask(name, priority):
+    def ask(name, value):
         client.chat.completions.create(model=MODEL, messages=[{'role': 'user', 'content': f'Write a long story about the number {name}.'}],
-                                       max_tokens=64, temperature=0, extra_body={'priority': priority, 'ignore_eos': True})
+                                       max_tokens=64, temperature=0, extra_body={field: value, 'ignore_eos': True})
         done[name] = time.time()
-    low = [threading.Thread(target=ask, args=(f'low{i}', 10)) for i in range(8)]
-    for t in low: t.start(); time.sleep(0.02)
+    early = [threading.Thread(target=ask, args=(f'early{i}', relaxed)) for i in range(8)]
+    for t in early: t.start(); time.sleep(0.02)
     time.sleep(0.3)
-    high = threading.Thread(target=ask, args=('high', 0)); high.start()
-    for t in low + [high]: t.join(300)
+    late = threading.Thread(target=ask, args=('urgent', urgent)); late.start()
+    for t in early + [late]: t.join(300)
     SENT['whole'] += 9
     assert len(done) == 9, done
-    later = sum(done[f'low{i}'] > done['high'] for i in range(8))
-    assert later >= 4, f"the priority-0 request finished ahead of only {later} of 8 earlier low-priority requests"
-
-def test_deadline_orders_earliest_first(vllm_gateway):
-    "deadline_ms becomes an absolute-deadline priority: a request with a tight deadline, sent after eight with loose ones, overtakes most of them."
-    client = openai.OpenAI(base_url=vllm_gateway.base_url, api_key='none', max_retries=0, timeout=300)
-    done = {}
-    def ask(name, deadline_ms):
-        client.chat.completions.create(model=MODEL, messages=[{'role': 'user', 'content': f'Write a long story about the number {name}.'}],
-                                       max_tokens=64, temperature=0, extra_body={'deadline_ms': deadline_ms, 'ignore_eos': True})
-        done[name] = time.time()
-    loose = [threading.Thread(target=ask, args=(f'loose{i}', 60_000)) for i in range(8)]
-    for t in loose: t.start(); time.sleep(0.02)
-    time.sleep(0.3)
-    tight = threading.Thread(target=ask, args=('tight', 500)); tight.start()
-    for t in loose + [tight]: t.join(300)
-    SENT['whole'] += 9
-    assert len(done) == 9, done
-    later = sum(done[f'loose{i}'] > done['tight'] for i in range(8))
-    assert later >= 4, f"the tight-deadline request finished ahead of only {later} of 8 earlier loose-deadline requests"
+    later = sum(done[f'early{i}'] > done['urgent'] for i in range(8))
+    assert later >= 4, f"the urgent request ({field}={urgent}) finished ahead of only {later} of 8 earlier ones ({field}={relaxed})"
 
 def test_429_through_the_gateway_then_recovers(vllm_gateway):
     n = VLLM_CAP + 6
