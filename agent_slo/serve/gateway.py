@@ -30,8 +30,8 @@ log = logging.getLogger('agent_slo.serve')
 # %% auto #0
 __all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'Message', 'ResponseFormat', 'AdapterBody',
            'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics', 'Trace', 'RecordSink', 'BackendDown',
-           'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'Route', 'Router', 'create_app',
-           'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
+           'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends', 'Route',
+           'Router', 'create_app', 'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -510,13 +510,22 @@ def build_backends(s:Settings, metrics:ServerMetrics|None=None, engine:Engine|No
             knobs = _vllm_knobs(spec)
             try: srv = VLLMServer(spec.model, s, scheduling_policy='priority' if spec.priority else 'fcfs', **knobs)
             except (EngineError, RuntimeError) as e:
-                if any(b.kind == 'embedded' for b in out) or any(x.kind == 'embedded' for x in s.backends):
-                    warnings.warn(f"backend {spec.name}: the managed vLLM did not start; the in-process backend serves instead. {e}"); continue
-                warnings.warn(f"backend {spec.name}: the managed vLLM did not start; the in-process transformers engine serves in its place, as backend 'embedded'. {e}")
-                out.append(local('embedded', spec.model)); continue
+                has_local = any(x.kind == 'embedded' for x in s.backends)   # the table's own in-process backend serves; else one takes vLLM's place
+                warnings.warn(f"backend {spec.name}: the managed vLLM did not start; the in-process transformers engine serves instead"
+                              + ("" if has_local else ", as backend 'embedded'") + f". {e}")
+                if not has_local: out.append(local('embedded', spec.model))
+                continue
             log.warning(f"backend {spec.name}: vLLM ready in {srv.start_s:.0f} s (compile cache {'warm' if srv.warm else 'cold'}) at {srv.base_url}")
             out.append(VLLMBackend(spec.name, srv, cap, s.request_timeout_s))
     return out
+
+def auto_backends(spec:str='auto') -> str:
+    "A backend table for the experiments: `auto` is the managed vLLM where `make vllm` built it, else the in-process engine (and says so); any other spec stays."
+    if spec != 'auto': return spec
+    from agent_slo.engine.vllm import vllm_python
+    if vllm_python(): return 'vllm'
+    print("the managed vLLM is not installed (`make vllm`): the in-process engine serves instead")
+    return 'embedded'
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #310e7850
 @dataclass
