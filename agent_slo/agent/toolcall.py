@@ -140,7 +140,7 @@ def to_bfcl(calls:list[dict]|None):
 def request_for(task:Task, cfg:AgentConfig, seed:int|None=None) -> ChatRequest:
     return ChatRequest(messages_for(task, cfg), max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                        seed=cfg.seed if seed is None else seed, json_schema=contract_schema(task, cfg) if cfg.constrained else None,
-                       think=cfg.think, max_thought_tokens=cfg.max_thought_tokens)
+                       think=cfg.think, max_thought_tokens=cfg.max_thought_tokens, metadata={'category': task.category})
 
 @dataclass
 class AgentResult:

@@ -26,6 +26,7 @@ class ChatRequest:
     think: bool = False                   # open the answer with `<think>` (forces a thought phase)
     priority: int|None = None             # scheduling priority, lower runs first (vLLM's priority scheduler; the gateway's queue)
     deadline_ms: float|None = None        # answer wanted within this many ms of arrival: the gateway orders by deadline (EDF)
+    metadata: dict|None = None            # what the caller knows of the request (e.g. its task category): the gateway's scheduler reads it
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     t_submit: float|None = None           # wall time the request arrived; set by the caller for queueing
     cancelled: threading.Event|None = field(default=None, repr=False, compare=False)  # set to stop early

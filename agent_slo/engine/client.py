@@ -93,6 +93,7 @@ class OpenAIEngine(Engine):
         if req.think: extra['think'] = True
         if req.priority is not None: extra['priority'] = req.priority
         if req.deadline_ms is not None: extra['deadline_ms'] = req.deadline_ms
+        if req.metadata: extra['metadata'] = req.metadata
         if extra and self.settings.provider != 'openai': p['extra_body'] = extra
         return p
 

@@ -15,7 +15,32 @@ from .hf import base_model
 from .client import OpenAIEngine
 
 # %% auto #0
-__all__ = ['VLLM_VENV', 'vllm_python', 'compile_cache', 'VLLMServer', 'merge_lora_chain', 'lora_for_vllm']
+__all__ = ['VLLM_VENV', 'vllm_metrics', 'reset_prefix_cache', 'vllm_python', 'compile_cache', 'VLLMServer', 'merge_lora_chain',
+           'lora_for_vllm']
+
+# %% ../../nbs/10_engine/13_vllm.ipynb #23cdf175
+def vllm_metrics(base_url:str) -> dict:
+    "A vLLM's Prometheus counters and gauges that P4 reads (summed over engines): prefix-cache queries and hits (tokens), preemptions, and the request and token totals."
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    root = base_url.rstrip('/').removesuffix('/v1')
+    try: text = httpx.get(f'{root}/metrics', timeout=10).text
+    except httpx.HTTPError as e: raise EngineError(f"cannot read {root}/metrics: {type(e).__name__}: {e}", 'unreachable') from None
+    want = {'vllm:prefix_cache_queries', 'vllm:prefix_cache_hits', 'vllm:num_preemptions', 'vllm:prompt_tokens', 'vllm:generation_tokens',
+            'vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:kv_cache_usage_perc'}
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            name = smp.name.removesuffix('_total')
+            if name in want: out[name.split(':', 1)[1]] = out.get(name.split(':', 1)[1], 0.0) + smp.value
+    return out
+
+def reset_prefix_cache(base_url:str):
+    "Empty a vLLM's prefix cache (dev-mode endpoint), so runs that repeat prompts start alike."
+    import httpx
+    root = base_url.rstrip('/').removesuffix('/v1')
+    r = httpx.post(f'{root}/reset_prefix_cache', timeout=30)
+    if r.status_code != 200: raise EngineError(f"vLLM at {root} did not reset its prefix cache: HTTP {r.status_code} {r.text[:200]}", 'server_error')
 
 # %% ../../nbs/10_engine/13_vllm.ipynb #2b74a520
 VLLM_VENV = '.venv-vllm'   # the project-relative venv `make vllm` builds
@@ -39,6 +64,7 @@ class VLLMServer(ManagedServer):
                  chunked_prefill:bool|None=None,           # split long prefills across steps
                  prefix_caching:bool|None=None,            # reuse KV blocks of shared prompt prefixes
                  kv_cache_gb:int=2,                        # VLLM_CPU_KVCACHE_SPACE on CPU, whole GB (2: about 93k tokens for SmolLM2)
+                 kv_blocks:int|None=None,                  # cap the KV cache at this many blocks (--num-gpu-blocks-override): small enough, it preempts
                  lora:bool=False, max_lora_rank:int=16,    # runtime LoRA loading (POST /v1/load_lora_adapter)
                  dtype:str='bfloat16', max_model_len:int=4096,
                  python:str|Path|None=None, log_path:str|Path|None=None, startup_timeout:float=600):
@@ -53,7 +79,7 @@ class VLLMServer(ManagedServer):
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
         self.warm = compile_cache().exists() and any(compile_cache().iterdir())
         self.knobs = dict(scheduling_policy=scheduling_policy, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                          chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, lora=lora,
+                          chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, kv_blocks=kv_blocks, lora=lora,
                           max_lora_rank=max_lora_rank if lora else None, dtype=dtype)
         self.settings = s
         cmd = [python, '-m', 'vllm.entrypoints.openai.api_server', '--model', model_dir, '--served-model-name', self.model_id,
@@ -64,9 +90,11 @@ class VLLMServer(ManagedServer):
         if chunked_prefill is not None: cmd += ['--enable-chunked-prefill' if chunked_prefill else '--no-enable-chunked-prefill']
         if prefix_caching is not None: cmd += ['--enable-prefix-caching' if prefix_caching else '--no-enable-prefix-caching']
         if lora: cmd += ['--enable-lora', '--max-lora-rank', max_lora_rank]
+        if kv_blocks: cmd += ['--num-gpu-blocks-override', kv_blocks]
         # vllm-cpu 0.32.0 saves AOT-compiled artifacts it then fails to load ("'function' object has no attribute
         # 'finalize_loading'") and recompiles on every start (75-95 s here); without AOT, torch inductor's cache makes a warm start 39 s.
-        env = {'VLLM_USE_AOT_COMPILE': '0', **clean_env(), 'VLLM_CPU_KVCACHE_SPACE': int(kv_cache_gb), **({'VLLM_ALLOW_RUNTIME_LORA_UPDATING': 'True'} if lora else {})}
+        env = {'VLLM_USE_AOT_COMPILE': '0', **clean_env(), 'VLLM_CPU_KVCACHE_SPACE': int(kv_cache_gb), 'VLLM_SERVER_DEV_MODE': '1',   # dev mode: POST /reset_prefix_cache (loopback only)
+               **({'VLLM_ALLOW_RUNTIME_LORA_UPDATING': 'True'} if lora else {})}
         self.command = [str(c) for c in cmd]
         super().__init__(self.command, f'http://127.0.0.1:{self.port}/health', env, log_path, startup_timeout, 'vLLM')
 
@@ -82,6 +110,9 @@ class VLLMServer(ManagedServer):
         if res.status_code != 200 and 'already' not in res.text.lower():
             raise EngineError(f"vLLM could not load {name}: HTTP {res.status_code}: {res.text[:300]}", 'bad_request')
         return name
+
+    def reset_prefix_cache(self): return reset_prefix_cache(self.base_url)
+    def metrics(self) -> dict: return vllm_metrics(self.base_url)
 
     def engine(self, **kw) -> OpenAIEngine:
         "An `OpenAIEngine` on this server; its records carry `engine_id='vllm'`."
