@@ -79,6 +79,11 @@ class Record(BaseModel):
     propensity: float|None = Field(None, ge=0, le=1, description="probability the logging policy took this decision (off-policy evaluation)")
     logprobs: list[float]|None = Field(None, description="per-token log-probabilities")
     features: dict|None = Field(None, description="controller features")
+    # scheduling (the gateway's policy)
+    policy: str|None = Field(None, description="the gateway's scheduling policy: fcfs, sjf, edf, with +admit under admission control")
+    priority: int|None = Field(None, description="the priority the request was served at (lower first)")
+    predicted_tokens: float|None = Field(None, ge=0, description="output tokens the scheduler predicted")
+    deadline_s: float|None = Field(None, description="its deadline, seconds after arrival")
 
 RECORD_GROUPS = {
     'identity': ['schema_version', 'run_id', 'stage', 'task_id', 'category', 'split', 'config_hash', 'config', 'repeat', 'seed', 'load_level', 'mode'],
@@ -89,6 +94,7 @@ RECORD_GROUPS = {
     'output': ['text', 'thought', 'finish_reason', 'calls', 'calls_norm', 'json_valid', 'schema_valid', 'repaired', 'success', 'error_type', 'error_source', 'error_message'],
     'self-consistency': ['window', 'samples', 'votes'],
     'where and why': ['episode_id', 'turn', 'step', 'arm', 'propensity', 'logprobs', 'features'],
+    'scheduling': ['policy', 'priority', 'predicted_tokens', 'deadline_s'],
 }
 
 # %% ../../nbs/00_core/03_records.ipynb #c99de58d

@@ -59,7 +59,7 @@ class OpenAIEngine(Engine):
             return AuthFailed(f"{url} refused the API key (HTTP {e.status_code}); check OPENAI_API_KEY")
         if isinstance(e, openai.NotFoundError):
             return ModelNotFound(f"{url}: model {self._model!r} not found (HTTP 404); `agent-slo models` lists what it serves")
-        if isinstance(e, openai.RateLimitError): return RateLimited(f"{url} is at capacity (HTTP 429)")
+        if isinstance(e, openai.RateLimitError): return RateLimited(f"{url} is at capacity (HTTP 429): {e.message}")
         if isinstance(e, openai.APIStatusError) and e.status_code >= 500:
             return ServerError(f"{url} failed with HTTP {e.status_code}: {e.message}")
         if isinstance(e, openai.APIStatusError): return BadRequest(f"{url} rejected the request (HTTP {e.status_code}): {e.message}")

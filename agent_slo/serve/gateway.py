@@ -24,14 +24,15 @@ from ..core.records import Record, RecordWriter
 from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
+from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
 
 log = logging.getLogger('agent_slo.serve')
 
 # %% auto #0
-__all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'Message', 'ResponseFormat', 'AdapterBody',
-           'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics', 'Trace', 'RecordSink', 'BackendDown',
-           'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends', 'Route',
-           'Router', 'create_app', 'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
+__all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'Message', 'ResponseFormat', 'SchedulerBody',
+           'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics', 'Trace', 'RecordSink',
+           'BackendDown', 'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends',
+           'Route', 'Router', 'create_app', 'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -48,6 +49,15 @@ class ResponseFormat(BaseModel):
     type: Literal['text', 'json_object', 'json_schema']
     json_schema: dict|None = None
 
+class SchedulerBody(BaseModel):
+    "The body of PUT /v1/scheduler: the policy, admission control, and the predictor and service model as JSON (never a path)."
+    model_config = ConfigDict(extra='forbid')
+    policy: str = 'fcfs'
+    admit: bool = False
+    slo_e2e_s: float|None = None
+    predictor: dict|None = None
+    service: dict|None = None
+
 class AdapterBody(BaseModel):
     "Body of POST /v1/adapters: a registered adapter (name, name@version) or a folder; null for the base model."
     adapter: str|None
@@ -55,7 +65,7 @@ class AdapterBody(BaseModel):
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
-GATEWAY_FIELDS = ('backend', 'deadline_ms')   # the gateway's own extensions: never forwarded to a backend
+GATEWAY_FIELDS = ('backend', 'deadline_ms', 'metadata')   # the gateway's own extensions: never forwarded to a backend
 
 class ChatBody(BaseModel):
     "The body of POST /v1/chat/completions, with the gateway's extensions `priority`, `deadline_ms` and `backend`."
@@ -76,6 +86,7 @@ class ChatBody(BaseModel):
     priority: int|None = Field(None, description="lower runs first (vLLM's convention); reaches vLLM's priority scheduler")
     deadline_ms: float|None = Field(None, gt=0, description="answer wanted within this many ms: earliest deadline first")
     backend: str|None = Field(None, description="ask for one backend of the table by name")
+    metadata: dict|None = Field(None, description="what the caller says about the request (e.g. its task `category`): the scheduler's features")
 
     def to_request(self, default_max_tokens:int=256, t_submit:float|None=None, priority:int|None=None) -> ChatRequest:
         schema = None
@@ -89,7 +100,7 @@ class ChatBody(BaseModel):
         return ChatRequest(msgs, max_tokens=self.max_completion_tokens or self.max_tokens or default_max_tokens,
                            temperature=self.temperature, top_p=self.top_p, seed=self.seed, json_schema=schema,
                            max_thought_tokens=self.max_thought_tokens, think=self.think, t_submit=t_submit,
-                           priority=priority, cancelled=threading.Event())
+                           priority=priority, metadata=self.metadata, cancelled=threading.Event())
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #091a4416
 class Ticket:
@@ -178,6 +189,7 @@ class Trace:
         self.rid, self.t_arrival, self.stream, self.want_usage, self.priority, self.deadline_ms = rid, t_arrival, stream, want_usage, priority, deadline_ms
         self.backend = self.kind = self.engine_id = self.model = None
         self.arm = 'baseline'
+        self.policy = self.predicted_tokens = self.deadline_s = None
         self.t_first, self.t_end, self.t_chunks, self.parts, self.thoughts = None, None, [], [], []
         self.prompt_tokens = self.completion_tokens = self.thought_tokens = 0
         self.finish, self.status, self.error_type, self.error_message, self.saw_done = None, 200, None, None, False
@@ -245,7 +257,8 @@ class Trace:
                       prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, thought_tokens=self.thought_tokens,
                       text=''.join(self.parts), thought=''.join(self.thoughts) or None,
                       finish_reason=self.finish or ('error' if self.error_type else 'stop'),
-                      error_type=self.error_type, error_source='engine' if self.error_type else None, error_message=self.error_message)
+                      error_type=self.error_type, error_source='engine' if self.error_type else None, error_message=self.error_message,
+                      policy=self.policy, priority=self.priority, predicted_tokens=self.predicted_tokens, deadline_s=self.deadline_s)
 
 class RecordSink:
     "Appends the gateway's records from a thread of its own, so an fsync never stalls the event loop."
@@ -557,8 +570,8 @@ class Router:
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #0c831eaf
 def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:list[Backend]|None=None,
-               health_interval:float=2.0) -> FastAPI:
-    "The gateway: an OpenAI-compatible app over `backends` (default: `engine` in process, else the settings' backend table)."
+               health_interval:float=2.0, scheduler:Scheduler|None=None) -> FastAPI:
+    "The gateway: an OpenAI-compatible app over `backends` (default: `engine` in process, else the settings' backend table), ranking and admitting requests by `scheduler` (FCFS by default; `PUT /v1/scheduler` changes it live)."
     s = settings or load_settings()
     metrics = ServerMetrics()
     if backends is None:
@@ -574,7 +587,11 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     run_id, epoch = uuid.uuid4().hex[:12], time.time()
     key = s.serve_api_key.get_secret_value() if s.serve_api_key else None
 
+    state = {'scheduler': scheduler or Scheduler()}
+    live = {b.name: {} for b in backends}   # backend -> request id -> Trace: what admission control sees in flight
+
     def finish(tr:Trace):
+        if tr.backend in live: live[tr.backend].pop(tr.rid, None)
         metrics.observe(tr)
         if sink is not None: sink.write(tr.record(run_id))
 
@@ -653,6 +670,19 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         except (ValueError, EngineError) as e:   # unknown, deleted or wrong-kind adapter: the engine keeps what it had
             return _error(404, str(e).replace(str(artifacts_root(s)), '<artifacts>'), code='adapter_not_found', param='adapter')
 
+    @app.get('/v1/scheduler', dependencies=[Depends(auth)])
+    def scheduler_info(): return state['scheduler'].to_dict()
+
+    @app.put('/v1/scheduler', dependencies=[Depends(auth)])
+    def set_scheduler(body:SchedulerBody):
+        "Switch the scheduling policy live: requests that arrive from now on are ranked and admitted by it."
+        try:
+            pred = LengthPredictor.from_dict(body.predictor) if body.predictor is not None else None
+            service = ServiceModel(**body.service) if body.service is not None else ServiceModel()
+            state['scheduler'] = Scheduler(body.policy, body.admit, body.slo_e2e_s, pred, service)
+        except (TypeError, ValueError) as e: return _error(400, f"scheduler: {e}", param='scheduler')
+        return state['scheduler'].to_dict()
+
     @app.post('/v1/chat/completions', dependencies=[Depends(auth)])
     async def chat(body:ChatBody, request:Request):
         t_arrival = time.time()
@@ -661,13 +691,25 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         except LookupError as e:
             metrics.requests.labels('404').inc()
             return _error(404, str(e), code='model_not_found' if 'model' in str(e)[:6] else 'backend_not_found', param='model')
-        priority = body.priority
-        if priority is None and body.deadline_ms is not None: priority = int(1000*(t_arrival - epoch) + body.deadline_ms)   # EDF: absolute deadline, ms
-        tr = Trace(uuid.uuid4().hex[:16], t_arrival, body.stream, bool(body.stream_options and body.stream_options.include_usage), priority, body.deadline_ms)
+        sched, dec = state['scheduler'], None
+        tr = Trace(uuid.uuid4().hex[:16], t_arrival, body.stream, bool(body.stream_options and body.stream_options.include_usage), body.priority, body.deadline_ms)
+        if body.priority is None and (body.deadline_ms is not None or sched.policy != 'fcfs' or sched.admit):
+            first = route.candidates[0] if route.candidates else None
+            inflight = [InFlight(t.priority or 0, t.predicted_tokens or 0.0, len(t.t_chunks), t.t_first is not None) for t in live.get(first.name, {}).values()] if first else []
+            try: dec = sched.decide(body.to_request(), t_arrival - epoch, body.deadline_ms, inflight)   # EDF, SJF: the rank becomes vLLM's priority
+            except (BadRequest, ValueError) as e:
+                tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e))
+            tr.priority, tr.predicted_tokens, tr.deadline_s = dec.priority, dec.predicted_tokens, dec.deadline_s
+        tr.policy = sched.name
+        if dec is not None and not dec.admitted:
+            if first is not None: tr.served_by(first, route.arm)
+            tr.fail(429, 'deadline_miss_predicted', dec.reason); finish(tr)
+            return _error(429, f"turned away at arrival: {dec.reason}", 'rate_limited_error', code='deadline_miss_predicted', headers={'Retry-After': '1'})
         for b in route.candidates:
             tr.served_by(b, route.arm)
+            live[b.name][tr.rid] = tr
             try: return await b.chat(body, raw, tr, finish)
-            except BackendDown as e: log.warning(f"{e}; trying the next backend")
+            except BackendDown as e: live[b.name].pop(tr.rid, None); log.warning(f"{e}; trying the next backend")
         tr.fail(503, 'unavailable', route.unavailable(body.model)); finish(tr)
         return _error(503, tr.error_message, 'server_error', code='no_healthy_backend', headers={'Retry-After': '2'})
 
