@@ -14,7 +14,8 @@ from .tables import config_label
 
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
-           'fig_constrained', 'fig_rl_stages', 'fig_rl_curves']
+           'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
+           'fig_p4_sim']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -227,4 +228,60 @@ def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None) -> list[
             if k in h: s = h[['step', k]].dropna(); ax.plot(s['step'], s[k], marker='.', label=k.replace('rewards/', '').replace('/mean', ''))
         ax.set_title(title); ax.set_xlabel('step'); ax.legend(fontsize=6)
     fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #42acbc0a
+def fig_p4_tail(table:pd.DataFrame, slo_e2e_s:float, name:str='p4_tail', folder=None) -> list[Path]:
+    "p95 and p99 E2E against offered load, one line per policy, the SLO as a dashed line."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4), sharey=True)
+    for ax, q in zip(axes, (95, 99)):
+        sns.lineplot(data=table, x='load_level', y=f'e2e_s_p{q}', hue='policy', style='policy', markers=True, dashes=False, ax=ax, legend=q == 95)
+        ax.axhline(slo_e2e_s, ls='--', c='grey', lw=1); ax.text(ax.get_xlim()[0], slo_e2e_s, ' SLO', va='bottom', color='grey', fontsize=8)
+        ax.set(xlabel='offered load (req/s)', ylabel=f'E2E p{q} (s)', title=f'p{q} end-to-end latency')
+    if axes[0].get_legend(): sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.05, -0.2), ncol=4, title=None, frameon=False)
+    return save_fig(fig, name, folder)
+
+def fig_p4_goodput(table:pd.DataFrame, slo:str, name:str='p4_goodput', folder=None) -> list[Path]:
+    "Goodput (correct and on time, req/s) and SLO attainment against offered load, one line per policy."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    sns.lineplot(data=table, x='load_level', y=f'goodput_rps_{slo}', hue='policy', style='policy', markers=True, dashes=False, ax=axes[0])
+    axes[0].set(xlabel='offered load (req/s)', ylabel='goodput (good req/s)', title=f'goodput, SLO {slo}')
+    for pol, g in table.groupby('policy'):
+        g = g.sort_values('load_level')
+        axes[1].errorbar(g['load_level'], g[f'attainment_{slo}'], yerr=_yerr(g, f'attainment_{slo}'), marker='o', capsize=3, label=pol)
+    axes[1].set(xlabel='offered load (req/s)', ylabel='share on time', ylim=(0, 1.05), title='SLO attainment (95% Wilson)')
+    sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=4, title=None, frameon=False)
+    return save_fig(fig, name, folder)
+
+def fig_p4_knobs(knobs:pd.DataFrame, name:str='p4_knobs', folder=None) -> list[Path]:
+    "Per knob setting: TTFT p50 and E2E p95, the prefix-cache hit rate and preemptions per request."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    long = knobs.melt(id_vars=['setting'], value_vars=['ttft_s_p50', 'e2e_s_p95'], var_name='measure', value_name='seconds')
+    long['measure'] = long['measure'].map({'ttft_s_p50': 'TTFT p50', 'e2e_s_p95': 'E2E p95'})
+    sns.barplot(data=long, x='setting', y='seconds', hue='measure', ax=axes[0]); axes[0].set(xlabel='', title='latency')
+    sns.barplot(data=knobs, x='setting', y='prefix_hit_rate', ax=axes[1], color='C2'); axes[1].set(xlabel='', ylim=(0, 1), title='prefix-cache hit rate (tokens)')
+    sns.barplot(data=knobs, x='setting', y='preemptions_per_request', ax=axes[2], color='C3'); axes[2].set(xlabel='', title='preemptions per request')
+    for ax in axes: ax.tick_params(axis='x', rotation=30)
+    sns.move_legend(axes[0], 'upper left', title=None, frameon=False)
+    return save_fig(fig, name, folder)
+
+def fig_p4_sim(val:pd.DataFrame, name:str='p4_sim', folder=None) -> list[Path]:
+    "Simulated against measured percentiles (TTFT and E2E, p50/p95/p99) of every run, with the diagonal and a ±10% band."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    for ax, m in zip(axes, ('TTFT', 'E2E')):
+        d = val[val['metric'] == m]
+        sns.scatterplot(data=d, x='real_s', y='sim_s', hue='policy', style='percentile', ax=ax, legend=m == 'TTFT', s=40)
+        lo, hi = max(1e-3, min(d['real_s'].min(), d['sim_s'].min())*0.8), max(d['real_s'].max(), d['sim_s'].max())*1.2
+        xs = np.geomspace(lo, hi, 50)
+        ax.plot(xs, xs, c='grey', lw=1); ax.fill_between(xs, xs*0.9, xs*1.1, color='grey', alpha=0.15, lw=0)
+        ax.set(xscale='log', yscale='log', xlim=(lo, hi), ylim=(lo, hi), xlabel=f'measured {m} (s)', ylabel=f'simulated {m} (s)', title=f'{m}: simulator against vLLM')
+    if axes[0].get_legend(): sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=6, title=None, frameon=False)
     return save_fig(fig, name, folder)

@@ -11,8 +11,8 @@ from ..core.stats import rate_ci, ci_cols, bootstrap_ci, paired_rate_diff, mcnem
 from ..eval import metrics
 
 # %% auto #0
-__all__ = ['DEFAULT_SLOS', 'config_label', 'summarise_records', 'aggregate', 'mode_table', 'model_table', 'paired_delta',
-           'win_rates']
+__all__ = ['DEFAULT_SLOS', 'P4_KEYS', 'config_label', 'summarise_records', 'aggregate', 'mode_table', 'model_table',
+           'paired_delta', 'win_rates', 'p4_table', 'max_rate_at_slo']
 
 # %% ../../nbs/80_report/80_tables.ipynb #f0feb6c4
 DEFAULT_SLOS = {'ttft1_e2e5': {'ttft_s': 1.0, 'e2e_s': 5.0}, 'e2e15': {'e2e_s': 15.0}}
@@ -118,3 +118,37 @@ def win_rates(df:pd.DataFrame, reference:str, labels:dict|None=None) -> pd.DataF
                      'wins': int((w == 1).sum()), 'ties': int((w == 0.5).sum()), 'losses': int((w == 0).sum()),
                      **ci_cols('win_rate', bootstrap_ci(w)), **{f'success_{k}': v for k, v in paired_delta(df, mid, reference).items() if k != 'tasks'}})
     return pd.DataFrame(rows)
+
+# %% ../../nbs/80_report/80_tables.ipynb #0a5d4b9a
+P4_KEYS = ['setting', 'policy', 'load_level']
+
+def p4_table(df:pd.DataFrame, slos:dict, slo_e2e_s:float, by=P4_KEYS) -> pd.DataFrame:
+    "One row per (setting, policy, offered load): latency, throughput, attainment, success@SLO, goodput, refusals and tail penalties, with n and intervals."
+    rows = []
+    for key, g in df.groupby(list(by), dropna=False):
+        ans = g[g['error_source'].ne('engine') & g['ttft_s'].notna()]
+        n = len(g); span = float(g['t_end'].max() - g['t_submit'].min()) or math.nan
+        row = {**dict(zip(by, key)), 'n': n, 'seeds': g['arrival_seed'].nunique() if 'arrival_seed' in g else 1, 'answered': len(ans)}
+        for m in ('ttft_s', 'e2e_s'):
+            for q in (50, 95, 99): row[f'{m}_p{q}'] = float(np.percentile(ans[m], q)) if len(ans) else math.nan
+        row['throughput_rps'] = len(ans)/span
+        row |= ci_cols('refused', rate_ci(int(g['error_type'].eq('deadline_miss_predicted').sum()), n))
+        row |= ci_cols('engine_errors', rate_ci(int((g['error_source'].eq('engine') & g['error_type'].ne('deadline_miss_predicted')).sum()), n))
+        row |= ci_cols('over_2x_slo', rate_ci(int((ans['e2e_s'] > 2*slo_e2e_s).sum()), n))
+        for name, slo in slos.items():
+            on_time, good = metrics.meets_slo(g, **slo), metrics.good_requests(g, **slo)
+            row |= ci_cols(f'attainment_{name}', rate_ci(int(on_time.sum()), n)) | ci_cols(f'success_at_slo_{name}', rate_ci(int(good.sum()), n))
+            row[f'goodput_rps_{name}'] = float(good.sum())/span
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def max_rate_at_slo(att:pd.Series, target:float) -> tuple[float, str]:
+    "The highest offered load (index: req/s) whose attainment is >= `target`, interpolated; and whether it is `interpolated`, `below` the ladder or `at least` its top."
+    att = att.sort_index()
+    rates, vals = att.index.to_numpy(float), att.to_numpy(float)
+    if vals[0] < target: return 0.0, 'below'
+    for k in range(1, len(rates)):
+        if vals[k] < target:
+            r0, r1, a0, a1 = rates[k-1], rates[k], vals[k-1], vals[k]
+            return float(r0 + (a0 - target)/(a0 - a1)*(r1 - r0)), 'interpolated'
+    return float(rates[-1]), 'at least'
