@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
+.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ p2: install
 
 p3: install
 	$(BIN)/agent-slo p3
+
+# P4: scheduling policies and KV knobs on the managed vLLM (one vLLM start per knob setting), the simulator replaying every run
+p4: install vllm
+	$(BIN)/agent-slo p4
 
 p5: install
 	$(BIN)/agent-slo p5

@@ -15,7 +15,7 @@ from ..eval import metrics
 # %% auto #0
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+           'cmd_p4', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -232,6 +232,12 @@ def cmd_p3(s:Settings, args) -> int:
     return _experiment(s, args, 'p3', 'p3', [('p3_modes.csv', ['path', 'category', 'decoding', 'n', 'schema_valid', 'success', 'success_lo', 'success_hi',
                                                                'ttft_s_p50', 'tpot_ms_p50', 'itl_ms_p50', 'completion_tokens'], 'P3 decoding modes')])
 
+def cmd_p4(s:Settings, args) -> int:
+    "P4: FCFS, SJF, EDF and admission control, and vLLM's KV and batching knobs, under open-loop BFCL load through the gateway; the simulator replays every run."
+    return _experiment(s, args, 'p4', 'p4', [('p4_table.csv', ['setting', 'policy', 'load_level', 'n', 'ttft_s_p50', 'e2e_s_p95', 'e2e_s_p99', 'throughput_rps',
+                                                               'attainment_e2e8', 'goodput_rps_e2e8', 'refused', 'over_2x_slo'], 'P4 policies and knobs'),
+                                             ('p4_max_rate.csv', ['policy', 'seeds', 'max rate (req/s)', 'lo', 'hi', 'per seed', 'reading'], 'P4 max rate at the SLO')])
+
 def cmd_p5(s:Settings, args) -> int:
     "P5: budgeted self-consistency (fixed N, ESC, Adaptive-Consistency) replayed over batched samples."
     return _experiment(s, args, 'p5', 'p5', [('p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo',
@@ -355,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
     for name, text, out in (('p3', 'P3: constrained against free decoding, embedded and over the OpenAI-compatible path, with overhead per token', 'out/p3'),
+                            ('p4', 'P4: scheduling policies (FCFS, SJF, EDF, admission) and KV/batching knobs on the managed vLLM, with the serving simulator', 'out/p4'),
                             ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5')):
         _experiment_parser(sub, name, text, out)
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
@@ -378,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p5': cmd_p5, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
+            'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records'}
 

@@ -12,8 +12,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'RECORD_GROUPS', 'UPGRADES', 'Record', 'schema_table', 'RecordError', 'upgrade', 'to_record',
-           'JsonlWriter', 'RecordWriter', 'read_jsonl', 'read_records', 'record_key', 'load_records', 'done_keys']
+__all__ = ['SCHEMA_VERSION', 'RECORD_GROUPS', 'UPGRADES', 'FINAL_ERRORS', 'Record', 'schema_table', 'RecordError', 'upgrade',
+           'to_record', 'JsonlWriter', 'RecordWriter', 'read_jsonl', 'read_records', 'record_key', 'load_records',
+           'done_keys']
 
 # %% ../../nbs/00_core/03_records.ipynb #4cba8544
 SCHEMA_VERSION = 1
@@ -195,6 +196,8 @@ def load_records(paths, latest:bool=True) -> pd.DataFrame:
     if latest: recs = list({record_key(r): r for r in recs}.values())
     return pd.DataFrame(recs, columns=list(Record.model_fields))
 
+FINAL_ERRORS = ('refused',)   # engine errors that are outcomes: admission control turned the request away, and a rerun must not send it again
+
 def done_keys(path:str|Path) -> set:
-    "Keys already finished in `path`: records without an engine error."
-    return {record_key(r) for r in read_records(path) if r.get('error_source') != 'engine'} if Path(path).exists() else set()
+    "Keys already finished in `path`: records without an engine error, or with one of `FINAL_ERRORS`."
+    return {record_key(r) for r in read_records(path) if r.get('error_source') != 'engine' or r.get('error_type') in FINAL_ERRORS} if Path(path).exists() else set()

@@ -10,7 +10,8 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['THINK_OPEN', 'THINK_CLOSE', 'ChatRequest', 'Completion', 'EngineError', 'EndpointUnreachable', 'EngineTimeout',
-           'AuthFailed', 'ModelNotFound', 'RateLimited', 'ServerError', 'BadRequest', 'split_thought', 'Engine']
+           'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused', 'ServerError', 'BadRequest', 'split_thought',
+           'Engine']
 
 # %% ../../nbs/10_engine/10_base.ipynb #f15acdd3
 @dataclass
@@ -75,6 +76,7 @@ class EngineTimeout(EngineError):       error_type = 'timeout'
 class AuthFailed(EngineError):          error_type = 'auth'
 class ModelNotFound(EngineError):       error_type = 'model_not_found'
 class RateLimited(EngineError):         error_type = 'rate_limited'
+class Refused(RateLimited):             error_type = 'refused'       # admission control: it would have missed its deadline
 class ServerError(EngineError):         error_type = 'server_error'
 class BadRequest(EngineError):          error_type = 'bad_request'
 

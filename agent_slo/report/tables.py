@@ -132,8 +132,8 @@ def p4_table(df:pd.DataFrame, slos:dict, slo_e2e_s:float, by=P4_KEYS) -> pd.Data
         for m in ('ttft_s', 'e2e_s'):
             for q in (50, 95, 99): row[f'{m}_p{q}'] = float(np.percentile(ans[m], q)) if len(ans) else math.nan
         row['throughput_rps'] = len(ans)/span
-        row |= ci_cols('refused', rate_ci(int(g['error_type'].eq('deadline_miss_predicted').sum()), n))
-        row |= ci_cols('engine_errors', rate_ci(int((g['error_source'].eq('engine') & g['error_type'].ne('deadline_miss_predicted')).sum()), n))
+        row |= ci_cols('refused', rate_ci(int(g['error_type'].eq('refused').sum()), n))
+        row |= ci_cols('engine_errors', rate_ci(int((g['error_source'].eq('engine') & g['error_type'].ne('refused')).sum()), n))
         row |= ci_cols('over_2x_slo', rate_ci(int((ans['e2e_s'] > 2*slo_e2e_s).sum()), n))
         for name, slo in slos.items():
             on_time, good = metrics.meets_slo(g, **slo), metrics.good_requests(g, **slo)

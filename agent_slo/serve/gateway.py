@@ -190,6 +190,7 @@ class Trace:
         self.backend = self.kind = self.engine_id = self.model = None
         self.arm = 'baseline'
         self.policy = self.predicted_tokens = self.deadline_s = None
+        self.prompt_est = 0.0   # its prompt in tokens, estimated by the scheduler (admission control)
         self.t_first, self.t_end, self.t_chunks, self.parts, self.thoughts = None, None, [], [], []
         self.prompt_tokens = self.completion_tokens = self.thought_tokens = 0
         self.finish, self.status, self.error_type, self.error_message, self.saw_done = None, 200, None, None, False
@@ -695,15 +696,15 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         tr = Trace(uuid.uuid4().hex[:16], t_arrival, body.stream, bool(body.stream_options and body.stream_options.include_usage), body.priority, body.deadline_ms)
         if body.priority is None and (body.deadline_ms is not None or sched.policy != 'fcfs' or sched.admit):
             first = route.candidates[0] if route.candidates else None
-            inflight = [InFlight(t.priority or 0, t.predicted_tokens or 0.0, len(t.t_chunks), t.t_first is not None) for t in live.get(first.name, {}).values()] if first else []
+            inflight = [InFlight(t.priority or 0, t.predicted_tokens or 0.0, len(t.t_chunks), t.t_first is not None, t.prompt_est) for t in live.get(first.name, {}).values()] if first else []
             try: dec = sched.decide(body.to_request(), t_arrival - epoch, body.deadline_ms, inflight)   # EDF, SJF: the rank becomes vLLM's priority
             except (BadRequest, ValueError) as e:
                 tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e))
-            tr.priority, tr.predicted_tokens, tr.deadline_s = dec.priority, dec.predicted_tokens, dec.deadline_s
+            tr.priority, tr.predicted_tokens, tr.deadline_s, tr.prompt_est = dec.priority, dec.predicted_tokens, dec.deadline_s, dec.prompt_tokens
         tr.policy = sched.name
         if dec is not None and not dec.admitted:
             if first is not None: tr.served_by(first, route.arm)
-            tr.fail(429, 'deadline_miss_predicted', dec.reason); finish(tr)
+            tr.fail(429, 'refused', dec.reason); finish(tr)
             return _error(429, f"turned away at arrival: {dec.reason}", 'rate_limited_error', code='deadline_miss_predicted', headers={'Retry-After': '1'})
         for b in route.candidates:
             tr.served_by(b, route.arm)

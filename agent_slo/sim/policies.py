@@ -4,7 +4,7 @@
 
 # %% ../../nbs/60_sim/60_policies.ipynb #66d0f184
 from __future__ import annotations
-import heapq, json, math
+import heapq, json, math, re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -20,7 +20,7 @@ __all__ = ['FEATURES', 'POLICIES', 'request_features', 'training_frame', 'Length
            'Decision', 'InFlight', 'Scheduler']
 
 # %% ../../nbs/60_sim/60_policies.ipynb #c3d7ba16
-FEATURES = ['category', 'prompt_chars', 'user_chars', 'n_tools', 'n_params', 'n_required', 'schema_chars', 'max_tokens', 'constrained', 'temperature']
+FEATURES = ['category', 'prompt_chars', 'user_chars', 'user_numbers', 'n_tools', 'name_chars', 'n_params', 'n_required', 'schema_chars', 'max_tokens', 'constrained', 'temperature']
 
 def _variants(schema) -> list[dict]:
     "The call variants of a contract schema ({'calls': [one of the tools]}); [] for anything else."
@@ -37,7 +37,9 @@ def request_features(req:ChatRequest) -> dict:
     return {'category': str((req.metadata or {}).get('category') or 'unknown'),
             'prompt_chars': sum(len(text(m) or '') for m in req.messages),
             'user_chars': sum(len(text(m) or '') for m in req.messages if m.get('role') == 'user'),
-            'n_tools': len(vs), 'n_params': sum(len(a.get('properties') or {}) for a in args),
+            'user_numbers': sum(len(re.findall(r'\d+(?:\.\d+)?', text(m) or '')) for m in req.messages if m.get('role') == 'user'),   # argument values the call will copy
+            'n_tools': len(vs), 'name_chars': float(np.mean([len(str(((v.get('properties') or {}).get('name') or {}).get('const', ''))) for v in vs])) if vs else 0.0,
+            'n_params': sum(len(a.get('properties') or {}) for a in args),
             'n_required': sum(len(a.get('required') or []) for a in args),
             'schema_chars': len(json.dumps(req.json_schema)) if isinstance(req.json_schema, dict) else 0,
             'max_tokens': req.max_tokens, 'constrained': req.json_schema is not None, 'temperature': req.temperature}
@@ -58,12 +60,15 @@ class LengthPredictor:
     "Predicted output tokens of a request, from `request_features`: an XGBoost regressor on log(1 + tokens)."
     def __init__(self, booster, categories:list[str], meta:dict|None=None):
         self.booster, self.categories, self.meta = booster, list(categories), meta or {}
+        self.features = list(self.meta.get('features', FEATURES))   # the columns it was trained on, in order
 
     @staticmethod
-    def _matrix(X:pd.DataFrame, categories:list[str]) -> np.ndarray:
+    def _matrix(X:pd.DataFrame, categories:list[str], features:list[str]=FEATURES) -> np.ndarray:
+        missing = [c for c in features if c not in X]
+        if missing: raise ValueError(f"the length predictor needs feature columns {missing}")
         codes = {c: i for i, c in enumerate(categories)}
         cat = X['category'].map(lambda c: codes.get(c, -1)).to_numpy(float)   # an unseen category is its own code
-        num = X[[c for c in FEATURES if c != 'category']].astype(float).to_numpy()
+        num = X[[c for c in features if c != 'category']].astype(float).to_numpy()
         return np.column_stack([cat, num])
 
     @classmethod
@@ -79,7 +84,7 @@ class LengthPredictor:
     def predict(self, X:pd.DataFrame) -> np.ndarray:
         "Predicted tokens, at least 1 and at most each row's `max_tokens`."
         import xgboost as xgb
-        p = np.expm1(self.booster.predict(xgb.DMatrix(self._matrix(X, self.categories))))
+        p = np.expm1(self.booster.predict(xgb.DMatrix(self._matrix(X, self.categories, self.features))))
         return np.clip(p, 1, X['max_tokens'].to_numpy(float))
 
     def predict_request(self, req:ChatRequest) -> float: return float(self.predict(pd.DataFrame([request_features(req)]))[0])
@@ -134,12 +139,14 @@ class ServiceModel:
 
     def step_s(self, batch:int) -> float: return self.decode_base_s + self.decode_per_seq_s*max(1, batch)
 
-    def estimate(self, ahead:list[float], tokens:float, prompt_tokens:float=0.0, running:int|None=None) -> float:
-        "Seconds until a new request of `tokens` output tokens completes, behind requests with `ahead` remaining tokens (in service order)."
+    def estimate(self, ahead:list[float], tokens:float, prompt_tokens:float=0.0, ahead_prompts:list[float]|None=None) -> float:
+        "Seconds until a new request of `tokens` output tokens completes, behind requests with `ahead` remaining tokens (in service order) and, if still waiting, `ahead_prompts` to prefill."
         S = max(1, self.max_num_seqs)
         d = self.step_s(min(len(ahead) + 1, S))
         slots = [0.0]*S
-        for rem in ahead: heapq.heappush(slots, heapq.heappop(slots) + max(0.0, rem)*d)
+        for i, rem in enumerate(ahead):
+            pre = self.prefill_s_per_token*ahead_prompts[i] if ahead_prompts else 0.0
+            heapq.heappush(slots, heapq.heappop(slots) + pre + max(0.0, rem)*d)
         start = heapq.heappop(slots)
         return self.overhead_s + start + self.prefill_s_per_token*prompt_tokens + tokens*d
     def to_dict(self) -> dict: return asdict(self)
@@ -156,6 +163,7 @@ class Decision:
     admitted: bool = True
     estimate_s: float|None = None # estimated completion, seconds after arrival (admission control)
     reason: str|None = None
+    prompt_tokens: float = 0.0    # its prompt, estimated from characters
 
 @dataclass
 class InFlight:
@@ -164,6 +172,7 @@ class InFlight:
     predicted_tokens: float
     streamed: int = 0             # tokens already streamed back
     started: bool = False         # its first token arrived (it is running, not waiting)
+    prompt_tokens: float = 0.0    # its prompt: still to prefill while it waits
     def remaining(self) -> float: return max(1.0, self.predicted_tokens - self.streamed)
 
 @dataclass
@@ -196,8 +205,10 @@ class Scheduler:
 
     def check(self, d:Decision, inflight:list[InFlight], prompt_tokens:float) -> Decision:
         "Admission control: reject `d` when its estimated completion, behind the requests ahead of it, misses its deadline."
-        ahead = [f.remaining() for f in inflight if f.started or f.priority <= d.priority]
-        d.estimate_s = self.service.estimate(ahead, d.predicted_tokens, prompt_tokens)
+        ahead = [f for f in inflight if f.started or f.priority <= d.priority]
+        d.prompt_tokens = prompt_tokens
+        d.estimate_s = self.service.estimate([f.remaining() for f in ahead], d.predicted_tokens, prompt_tokens,
+                                             [0.0 if f.started else f.prompt_tokens for f in ahead])
         if d.deadline_s is not None and d.estimate_s > d.deadline_s:
             d.admitted = False
             d.reason = (f"predicted completion in {d.estimate_s:.2f} s misses the {d.deadline_s:g} s deadline "

@@ -71,11 +71,12 @@ def _prompt(n_words:int, tag:str) -> list[dict]:
     return [{'role': 'user', 'content': f"{tag} " + ' '.join(['data']*max(1, n_words))}]
 
 def _stream(client, model, messages, max_tokens, extra) -> dict:
+    "One streamed request: when it was sent, when each token chunk arrived (an empty first piece, e.g. half a character, counts), and its usage."
     t0 = time.time(); times, usage = [], None
     for ch in client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens, temperature=0, stream=True,
                                              stream_options={'include_usage': True}, extra_body=extra):
         if ch.usage: usage = ch.usage
-        if ch.choices and (ch.choices[0].delta.content or '') != '': times.append(time.time())
+        if ch.choices and (ch.choices[0].delta.content is not None or ch.choices[0].finish_reason): times.append(time.time())
     return {'t0': t0, 'times': times, 'prompt_tokens': usage.prompt_tokens if usage else None, 'completion_tokens': usage.completion_tokens if usage else len(times)}
 
 def profile_engine(base_url:str, model:str, prompts=(64, 256, 512, 1024, 1536), batches=(1, 2, 4, 8), decode_prompts=(256, 1024),
@@ -97,8 +98,10 @@ def profile_engine(base_url:str, model:str, prompts=(64, 256, 512, 1024, 1536), 
             continue
         with ThreadPoolExecutor(b) as ex:
             rs = list(ex.map(lambda i: _stream(client, model, _prompt(p, uuid.uuid4().hex[:8]), decode_tokens, extra), range(b)))
-        lo, hi = max(r['times'][0] for r in rs), min(r['times'][-1] for r in rs)   # the window in which all b decode
-        gaps = [t2 - t1 for r in rs for t1, t2 in zip(r['times'], r['times'][1:]) if t1 >= lo and t2 <= hi]
+        ts = [r['times'][1:] for r in rs if len(r['times']) > 2]   # from the first token on (vLLM's role chunk comes with it)
+        if len(ts) < b: continue
+        lo, hi = max(t[0] for t in ts), min(t[-1] for t in ts)   # the window in which all b decode
+        gaps = [t2 - t1 for t in ts for t1, t2 in zip(t, t[1:]) if t1 >= lo and t2 <= hi]
         if len(gaps) < 3: continue
         P = np.mean([r['prompt_tokens'] or p for r in rs]); ctx = P + decode_tokens/2
         rows.append(dict(kind=kind, batch=b, prompt_tokens=P, seconds=float(np.median(gaps)),
@@ -164,7 +167,7 @@ class Simulator:
                 prio, dl = self.scheduler.rank(tokens, q.arrival, q.deadline_ms)
                 d = Decision(prio, tokens, dl)
                 if self.scheduler.admit:
-                    infl = [InFlight(r.priority, r.decision.predicted_tokens, r.generated, r in running) for r in running + waiting]
+                    infl = [InFlight(r.priority, r.decision.predicted_tokens, r.generated, r in running, r.q.prompt_tokens) for r in running + waiting]
                     d = self.scheduler.check(d, infl, q.prompt_tokens)
                 r = _R(q, prio, i, d)
                 if d.admitted: waiting.append(r)
@@ -295,12 +298,15 @@ def whatif(profiles:dict[str, tuple[StepModel, EngineConfig]], schedulers:dict[s
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #6a656642
 GPU_PROFILES = {
-    # Llama-2-7B fp16 on one A100-80GB under vLLM, from the Sarathi-Serve paper (OSDI'24, Fig. 3 and Table 3):
-    # a decode iteration costs about 12 ms at small batch and grows by about 0.1 ms per sequence of ~1k context;
-    # prefill runs about 10k tokens/s (0.1 ms/token) with attention adding ~0.02 ms per token per 1k context.
-    'a100-llama2-7b': dict(c0=0.012, prefill_s_per_token=1.0e-4, prefill_s_per_ctx=2e-5, decode_s_per_seq=1.0e-4, decode_s_per_ctx=4e-5,
-                           overhead_s=0.01, device='gpu: A100-80GB, Llama-2-7B fp16, vLLM (published)',
-                           source="Sarathi-Serve (Agrawal et al., OSDI'24): decode ~12 ms/iteration at small batch, prefill ~10k tokens/s"),
+    # Llama-2-7B fp16 on one A100, tensor parallel 1. Linear operators from Vidur's published profile
+    # (microsoft/vidur, data/profiling/compute/a100/meta-llama/Llama-2-7b-hf/mlp.csv): 0.29 ms per layer at 1 token and
+    # 1.04 ms at 512 tokens, x 32 layers: 9.3 ms per step plus 47 us per further token (prefill token or decoding sequence).
+    # Attention is not in that file; it is derived: decoding reads 0.5 MB of KV per context token (2 x 32 layers x 4096 x 2 bytes)
+    # at ~1.5 TB/s, 0.34 ms per 1k context tokens; prefill attention costs 4 x 32 x 4096 FLOPs per token per context token at
+    # ~200 TFLOP/s, 2.6 us per token per 1k context. The 10 ms per request (HTTP, tokenising) is assumed.
+    'a100-llama2-7b': dict(c0=0.0093, prefill_s_per_token=4.7e-5, prefill_s_per_ctx=2.6e-6, decode_s_per_seq=4.7e-5, decode_s_per_ctx=3.4e-4,
+                           overhead_s=0.01, device='gpu: A100, Llama-2-7B fp16, TP1 (published profile)',
+                           source="Vidur's A100 operator profile for Llama-2-7B (linear operators); attention from KV bandwidth and FLOPs"),
 }
 
 def gpu_profile(name:str='a100-llama2-7b') -> StepModel:
