@@ -12,7 +12,7 @@ from conftest import ROOT
 def test_p4_two_policies(tmp_path, vllm_gateway):
     agg, figs = tmp_path/'agg', tmp_path/'figs'
     n_before = len(read_records(vllm_gateway.records)) if vllm_gateway.records.exists() else 0
-    params = ["categories=['simple_python']", 'train_limit=8', 'load_limit=6', 'rates=[2.0]', 'seeds=[0]', "policies=['fcfs','sjf']",
+    params = ['categories=["simple_python"]', 'train_limit=8', 'load_limit=6', 'rates=[2.0]', 'seeds=[0]', 'policies=["fcfs","sjf"]',
               'knob_rates=[2.0]', 'prefix_repeats=0', 'profile_prompts=[64,512]', 'profile_batches=[1,2]', 'profile_reps=1', 'whatif_rates=[4.0]',
               'whatif_replicas=[1,2]', 'whatif_n=40', f'gateway_url={vllm_gateway.base_url}', f'out_dir={tmp_path/"runs"}',
               f'aggregate_dir={agg}', f'figures_dir={figs}']

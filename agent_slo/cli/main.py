@@ -13,9 +13,10 @@ from ..engine.client import make_engine
 from ..eval import metrics
 
 # %% auto #0
-__all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat', 'cmd_serve',
-           'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p4', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+__all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat',
+           'scheduler_from_args', 'cmd_serve', 'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1',
+           'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps',
+           'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -55,12 +56,21 @@ def cmd_chat(s:Settings, args) -> int:
     print(timing_line(c), file=sys.stderr)
     return 0
 
+def scheduler_from_args(args):
+    "The gateway's scheduling policy from `serve`'s flags: --policy, --slo-e2e, --admit, --predictor (a JSON file `LengthPredictor.save` wrote)."
+    from agent_slo.sim.policies import Scheduler, LengthPredictor
+    if args.admit and args.slo_e2e is None: raise ConfigError("--admit needs --slo-e2e: admission control turns away what would miss that deadline")
+    try: pred = LengthPredictor.load(args.predictor) if args.predictor else None
+    except ValueError as e: raise ConfigError(str(e)) from None
+    return Scheduler(args.policy, args.admit, args.slo_e2e, pred)
+
 def cmd_serve(s:Settings, args) -> int:
     from agent_slo.serve.gateway import serve
+    sched = scheduler_from_args(args)
     table = ', '.join(f"{b.name} ({b.kind}{' ' + b.url if b.url else ''}{', priority' if b.priority else ''})" for b in s.backends)
     print(f"agent-slo serve: gateway on http://{s.serve_host}:{s.serve_port}/v1 over {table}; max_queue {s.max_queue} per backend"
-          + (f"; records to {s.serve_records}" if s.serve_records else ''), file=sys.stderr, flush=True)
-    serve(s, log_level=args.log_level)
+          + (f"; records to {s.serve_records}" if s.serve_records else '') + f"; scheduling {sched.name}", file=sys.stderr, flush=True)
+    serve(s, log_level=args.log_level, scheduler=sched)
     return 0
 
 def cmd_demo(s:Settings, args) -> int:
@@ -347,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a backend, in routing order (repeat for more): embedded, vllm (started and stopped by the gateway) or an OpenAI-compatible /v1 URL")
     v.add_argument('--records', help="append one record per request to this .jsonl file")
     v.add_argument('--log-level', default='info')
+    v.add_argument('--policy', choices=['fcfs', 'sjf', 'edf'], default='fcfs', help="scheduling policy: FCFS, SJF on predicted output tokens, EDF on deadlines (PUT /v1/scheduler changes it live)")
+    v.add_argument('--slo-e2e', type=float, help="the end-to-end SLO (s): the deadline of EDF and admission control")
+    v.add_argument('--admit', action='store_true', help="admission control: answer 429 at arrival when the predicted completion misses the deadline")
+    v.add_argument('--predictor', help="output-length predictor (JSON, as agent-slo p4 writes it) for SJF and admission control")
     sub.add_parser('demo', help="a quick tour of the engine and server on the configured engine")
     for name, text in (('p1', 'the P1 experiment: accuracy, stability and load in one run, then the paper draft'),
                        ('stability', 'the P1 stability stage only (N repeats per task)'),

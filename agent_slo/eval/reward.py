@@ -32,6 +32,8 @@ class RewardConfig(ConfigModel):
     min_success: float = 0.0       # gate: success rate
     p95_max_s: float|None = None   # gate: p95 end-to-end latency (default: slo_e2e_s)
     max_error_rate: float = 0.05   # gate: engine-error rate
+    tail_factor: float = 2.0       # a tail event: answered later than this many SLOs, or not answered (P4's penalty term)
+    max_tail_rate: float|None = None  # gate: share of tail events (None: off; P4 measures it at the serving operating point)
 
 def load_reward(path:str|Path|None=None) -> RewardConfig:
     "The reward settings of `path`, by default the project's `configs/reward.yaml`: the one the papers and the trainers score with."
@@ -87,7 +89,10 @@ def config_scores(df:pd.DataFrame, rc:RewardConfig=RewardConfig(), by=('config_h
     m['gate_success'] = m['success'] >= rc.min_success
     m['gate_p95'] = m['p95_e2e_s'] <= p95_max
     m['gate_errors'] = m['error_rate'] <= rc.max_error_rate
-    m['passes_gates'] = m[['gate_validity', 'gate_success', 'gate_p95', 'gate_errors']].all(axis=1)
+    tail = df['error_source'].eq('engine') | df['e2e_s'].isna() | (df['e2e_s'] > rc.tail_factor*rc.slo_e2e_s)
+    m['tail_rate'] = tail.groupby([df[k] for k in by]).mean().astype(float)
+    m['gate_tail'] = m['tail_rate'] <= rc.max_tail_rate if rc.max_tail_rate is not None else True
+    m['passes_gates'] = m[['gate_validity', 'gate_success', 'gate_p95', 'gate_errors', 'gate_tail']].all(axis=1)
     return m.reset_index()
 
 def rescore_grid(scores:pd.DataFrame, lams, mus, gammas) -> pd.DataFrame:
@@ -117,7 +122,7 @@ def operating_point(scores:pd.DataFrame, key='config_hash') -> dict:
     "The gate-passing configuration with the highest mean R, with the reasons."
     ok = scores[scores['passes_gates']]
     if ok.empty:
-        fails = {r[key]: [g[5:] for g in ('gate_validity', 'gate_success', 'gate_p95', 'gate_errors') if not r[g]] for _, r in scores.iterrows()}
+        fails = {r[key]: [g[5:] for g in ('gate_validity', 'gate_success', 'gate_p95', 'gate_errors', 'gate_tail') if not r.get(g, True)] for _, r in scores.iterrows()}
         return {'choice': None, 'why': f"no configuration passes every gate; failed gates: {fails}"}
     best = ok.sort_values('R', ascending=False).iloc[0]
     rivals = [f"{r[key]} (R={r['R']:.3f}{'' if r['passes_gates'] else ', fails gates'})" for _, r in scores.iterrows() if r[key] != best[key]]

@@ -243,32 +243,38 @@ def fig_p4_tail(table:pd.DataFrame, slo_e2e_s:float, name:str='p4_tail', folder=
     if axes[0].get_legend(): sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.05, -0.2), ncol=4, title=None, frameon=False)
     return save_fig(fig, name, folder)
 
-def fig_p4_goodput(table:pd.DataFrame, slo:str, name:str='p4_goodput', folder=None) -> list[Path]:
-    "Goodput (correct and on time, req/s) and SLO attainment against offered load, one line per policy."
+def fig_p4_goodput(table:pd.DataFrame, slo:str, name:str='p4_goodput', folder=None, slo_label:str|None=None) -> list[Path]:
+    "Goodput (correct and on time, req/s) and SLO attainment against offered load, one line per policy (points dodged apart so equal ones stay visible)."
     import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
-    sns.lineplot(data=table, x='load_level', y=f'goodput_rps_{slo}', hue='policy', style='policy', markers=True, dashes=False, ax=axes[0])
-    axes[0].set(xlabel='offered load (req/s)', ylabel='goodput (good req/s)', title=f'goodput, SLO {slo}')
-    for pol, g in table.groupby('policy'):
-        g = g.sort_values('load_level')
-        axes[1].errorbar(g['load_level'], g[f'attainment_{slo}'], yerr=_yerr(g, f'attainment_{slo}'), marker='o', capsize=3, label=pol)
+    pols = sorted(table['policy'].unique())
+    colors = dict(zip(pols, sns.color_palette(n_colors=len(pols))))
+    sns.lineplot(data=table, x='load_level', y=f'goodput_rps_{slo}', hue='policy', hue_order=pols, palette=colors, style='policy', markers=True, dashes=False, ax=axes[0])
+    axes[0].set(xlabel='offered load (req/s)', ylabel='goodput (good req/s)', title=f'goodput ({slo_label or slo})')
+    span = (table['load_level'].max() - table['load_level'].min()) or 1.0
+    for k, pol in enumerate(pols):
+        g = table[table['policy'] == pol].sort_values('load_level')
+        x = g['load_level'] + (k - (len(pols) - 1)/2)*0.015*span
+        axes[1].errorbar(x, g[f'attainment_{slo}'], yerr=_yerr(g, f'attainment_{slo}'), marker='o', capsize=3, color=colors[pol], label=pol)
     axes[1].set(xlabel='offered load (req/s)', ylabel='share on time', ylim=(0, 1.05), title='SLO attainment (95% Wilson)')
-    sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=4, title=None, frameon=False)
+    sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=len(pols), title=None, frameon=False)
     return save_fig(fig, name, folder)
 
 def fig_p4_knobs(knobs:pd.DataFrame, name:str='p4_knobs', folder=None) -> list[Path]:
-    "Per knob setting: TTFT p50 and E2E p95, the prefix-cache hit rate and preemptions per request."
+    "Per knob setting: TTFT p50 and E2E p95, the prefix-cache hit rate and preemptions per request (horizontal bars, values written on them)."
     import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 0.5*len(knobs) + 1.6), sharey=True, gridspec_kw={'width_ratios': [1.6, 1, 1]})
     long = knobs.melt(id_vars=['setting'], value_vars=['ttft_s_p50', 'e2e_s_p95'], var_name='measure', value_name='seconds')
     long['measure'] = long['measure'].map({'ttft_s_p50': 'TTFT p50', 'e2e_s_p95': 'E2E p95'})
-    sns.barplot(data=long, x='setting', y='seconds', hue='measure', ax=axes[0]); axes[0].set(xlabel='', title='latency')
-    sns.barplot(data=knobs, x='setting', y='prefix_hit_rate', ax=axes[1], color='C2'); axes[1].set(xlabel='', ylim=(0, 1), title='prefix-cache hit rate (tokens)')
-    sns.barplot(data=knobs, x='setting', y='preemptions_per_request', ax=axes[2], color='C3'); axes[2].set(xlabel='', title='preemptions per request')
-    for ax in axes: ax.tick_params(axis='x', rotation=30)
-    sns.move_legend(axes[0], 'upper left', title=None, frameon=False)
+    sns.barplot(data=long, y='setting', x='seconds', hue='measure', ax=axes[0], orient='h'); axes[0].set(ylabel='', xlabel='seconds', title='latency')
+    sns.barplot(data=knobs, y='setting', x='prefix_hit_rate', ax=axes[1], color='C2', orient='h'); axes[1].set(ylabel='', xlabel='share of prompt tokens', xlim=(0, 1), title='prefix-cache hit rate')
+    sns.barplot(data=knobs, y='setting', x='preemptions_per_request', ax=axes[2], color='C3', orient='h')
+    axes[2].set(ylabel='', xlabel='per request', xlim=(0, max(0.05, 1.25*float(knobs['preemptions_per_request'].max()))), title='preemptions')
+    for ax, col, fmt in ((axes[1], 'prefix_hit_rate', '{:.0%}'), (axes[2], 'preemptions_per_request', '{:.2f}')):
+        for i, v in enumerate(knobs[col]): ax.text(v, i, ' ' + fmt.format(v), va='center', fontsize=8)
+    sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(0.5, -0.12 - 0.3/max(1, len(knobs))), ncol=2, title=None, frameon=False)
     return save_fig(fig, name, folder)
 
 def fig_p4_sim(val:pd.DataFrame, name:str='p4_sim', folder=None) -> list[Path]:

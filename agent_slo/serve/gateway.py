@@ -722,7 +722,7 @@ def is_loopback(host:str) -> bool:
     try: return ipaddress.ip_address(host).is_loopback
     except ValueError: return False
 
-def serve(settings:Settings|None=None, engine:Engine|None=None, log_level:str='info'):
+def serve(settings:Settings|None=None, engine:Engine|None=None, log_level:str='info', scheduler:Scheduler|None=None):
     "Serve in the foreground until interrupted."
     import uvicorn
     s = settings or load_settings()
@@ -730,7 +730,7 @@ def serve(settings:Settings|None=None, engine:Engine|None=None, log_level:str='i
         warnings.warn(f"binding {s.serve_host}: the server is reachable from other hosts"
                       + ("" if s.serve_api_key else "; set AGENT_SLO_SERVE_API_KEY to require a key"))
     logging.basicConfig(level=logging.WARNING, format='agent-slo serve: %(message)s')
-    app = create_app(engine, s)
+    app = create_app(engine, s, scheduler=scheduler)
     uvicorn.run(app, host=s.serve_host, port=s.serve_port, log_level=log_level, timeout_graceful_shutdown=5)
 
 class ServerThread:

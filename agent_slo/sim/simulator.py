@@ -15,7 +15,7 @@ from .policies import Scheduler, ServiceModel, InFlight, Decision
 
 # %% auto #0
 __all__ = ['STEP_TERMS', 'GPU_PROFILES', 'StepModel', 'profile_engine', 'EngineConfig', 'SimRequest', 'Simulator',
-           'replay_requests', 'validation_table', 'simulate_load', 'whatif', 'gpu_profile']
+           'replay_requests', 'validation_table', 'calibrate', 'simulate_load', 'whatif', 'gpu_profile']
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #b32e9e85
 STEP_TERMS = ['steps', 'prefill_tokens', 'prefill_ctx', 'decode_seqs', 'decode_ctx', 'requests']
@@ -262,6 +262,23 @@ def validation_table(real:pd.DataFrame, sim:pd.DataFrame, ps=(50, 95, 99)) -> pd
             a, b = float(np.percentile(real[m], p)), float(np.percentile(ans[m], p)) if len(ans) else math.nan
             rows.append({'metric': m.removesuffix('_s').upper(), 'percentile': f'p{p}', 'real_s': a, 'sim_s': b, 'rel_error': abs(b - a)/a if a > 0 else math.nan})
     return pd.DataFrame(rows)
+
+# %% ../../nbs/60_sim/61_simulator.ipynb #364f27a8
+def calibrate(step:StepModel, df:pd.DataFrame, engine:EngineConfig, scheduler:Scheduler|None=None, shared_prefix:int=0,
+              bounds=(0.4, 1.6), ps=(50, 95)) -> StepModel:
+    "`step` with its decode terms scaled so that replaying the records `df` matches their TTFT and E2E percentiles; the scale and errors go in `fit_info`."
+    from dataclasses import replace
+    from scipy.optimize import minimize_scalar
+    reqs = replay_requests(df, shared_prefix=shared_prefix)
+    if not reqs: raise ValueError("calibration needs answered records with token counts")
+    def scaled(s): return replace(step, c0=step.c0*s, decode_s_per_seq=step.decode_s_per_seq*s, decode_s_per_ctx=step.decode_s_per_ctx*s)
+    def loss(s):
+        v = validation_table(df, Simulator(scaled(s), engine, scheduler).run(reqs), ps)
+        return float(np.mean(np.log(v['sim_s']/v['real_s'])**2))
+    r = minimize_scalar(loss, bounds=bounds, method='bounded', options={'xatol': 1e-3})
+    out = scaled(float(r.x))
+    out.fit_info = {**step.fit_info, 'decode_scale': float(r.x), 'calibration_requests': len(reqs), 'calibration_rms_log_error': float(np.sqrt(r.fun))}
+    return out
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #9a70d60c
 def simulate_load(step:StepModel, engine:EngineConfig, scheduler:Scheduler, lengths:pd.DataFrame, rate:float, n:int,
