@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, asdict
 from typing import Callable
 
 # %% auto #0
-__all__ = ['THINK_OPEN', 'THINK_CLOSE', 'ChatRequest', 'Completion', 'EngineError', 'EndpointUnreachable', 'EngineTimeout',
-           'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused', 'ServerError', 'BadRequest', 'split_thought',
-           'Engine']
+__all__ = ['REFUSED_CODE', 'THINK_OPEN', 'THINK_CLOSE', 'ChatRequest', 'Completion', 'EngineError', 'EndpointUnreachable',
+           'EngineTimeout', 'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused', 'ServerError', 'BadRequest',
+           'split_thought', 'Engine']
 
 # %% ../../nbs/10_engine/10_base.ipynb #f15acdd3
 @dataclass
@@ -77,6 +77,7 @@ class AuthFailed(EngineError):          error_type = 'auth'
 class ModelNotFound(EngineError):       error_type = 'model_not_found'
 class RateLimited(EngineError):         error_type = 'rate_limited'
 class Refused(RateLimited):             error_type = 'refused'       # admission control: it would have missed its deadline
+REFUSED_CODE = 'deadline_miss_predicted'   # the error code of such a 429, as the gateway sends it and the client reads it
 class ServerError(EngineError):         error_type = 'server_error'
 class BadRequest(EngineError):          error_type = 'bad_request'
 

@@ -8,7 +8,7 @@ import random, time
 
 from ..core.config import Settings, load_settings
 from .base import (ChatRequest, Completion, Engine, EngineError, EndpointUnreachable, EngineTimeout, AuthFailed,
-                                   ModelNotFound, RateLimited, Refused, ServerError, BadRequest, split_thought)
+                                   ModelNotFound, RateLimited, Refused, REFUSED_CODE, ServerError, BadRequest, split_thought)
 from .hf import HFEngine
 
 # %% auto #0
@@ -60,7 +60,7 @@ class OpenAIEngine(Engine):
         if isinstance(e, openai.NotFoundError):
             return ModelNotFound(f"{url}: model {self._model!r} not found (HTTP 404); `agent-slo models` lists what it serves")
         if isinstance(e, openai.RateLimitError):
-            if getattr(e, 'code', None) == 'deadline_miss_predicted': return Refused(f"{url} turned the request away (HTTP 429): {e.message}")
+            if getattr(e, 'code', None) == REFUSED_CODE: return Refused(f"{url} turned the request away (HTTP 429): {e.message}")
             return RateLimited(f"{url} is at capacity (HTTP 429): {e.message}")
         if isinstance(e, openai.APIStatusError) and e.status_code >= 500:
             return ServerError(f"{url} failed with HTTP {e.status_code}: {e.message}")

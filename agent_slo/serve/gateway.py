@@ -21,7 +21,7 @@ from ..core.config import Settings, BackendSpec, ConfigError, load_settings, cle
 from ..core.artifacts import artifacts_root
 from ..core.procs import ManagedServer, free_port
 from ..core.records import Record, RecordWriter
-from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest
+from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
@@ -705,7 +705,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         if dec is not None and not dec.admitted:
             if first is not None: tr.served_by(first, route.arm)
             tr.fail(429, 'refused', dec.reason); finish(tr)
-            return _error(429, f"turned away at arrival: {dec.reason}", 'rate_limited_error', code='deadline_miss_predicted', headers={'Retry-After': '1'})
+            return _error(429, f"turned away at arrival: {dec.reason}", 'rate_limited_error', code=REFUSED_CODE, headers={'Retry-After': '1'})
         for b in route.candidates:
             tr.served_by(b, route.arm)
             live[b.name][tr.rid] = tr

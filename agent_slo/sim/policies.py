@@ -87,7 +87,6 @@ class LengthPredictor:
         p = np.expm1(self.booster.predict(xgb.DMatrix(self._matrix(X, self.categories, self.features))))
         return np.clip(p, 1, X['max_tokens'].to_numpy(float))
 
-    def predict_request(self, req:ChatRequest) -> float: return float(self.predict(pd.DataFrame([request_features(req)]))[0])
 
     def to_dict(self) -> dict:
         "Plain JSON: XGBoost's own model JSON, the category codes and the training facts."
@@ -192,9 +191,10 @@ class Scheduler:
     @property
     def name(self) -> str: return self.policy + ('+admit' if self.admit else '')
 
-    def predict(self, req:ChatRequest) -> float:
-        "Predicted output tokens: the predictor's, or `max_tokens` (the pessimistic bound) without one."
-        return self.predictor.predict_request(req) if self.predictor is not None else float(req.max_tokens)
+    @classmethod
+    def named(cls, name:str, slo_e2e_s:float|None=None, predictor:LengthPredictor|None=None, service:ServiceModel|None=None) -> Scheduler:
+        "A scheduler by its name, a policy with `+admit` for admission control: fcfs, sjf, edf, edf+admit, ..."
+        return cls(name.removesuffix('+admit'), name.endswith('+admit'), slo_e2e_s, predictor, service or ServiceModel())
 
     def rank(self, tokens:float, arrival_s:float, deadline_ms:float|None=None) -> tuple[int, float|None]:
         "(priority, deadline in s after arrival) of a request predicted to generate `tokens`, arriving `arrival_s` s after the start."
@@ -215,13 +215,17 @@ class Scheduler:
                         f"({len(ahead)} requests ahead, {d.predicted_tokens:.0f} tokens predicted)")
         return d
 
-    def decide(self, req:ChatRequest, arrival_s:float, deadline_ms:float|None=None, inflight:list[InFlight]=()) -> Decision:
-        "Priority and admission of `req`, arriving `arrival_s` seconds after the gateway started, with `inflight` at its backend."
-        tokens = self.predict(req)
+    def decide_tokens(self, tokens:float, arrival_s:float, deadline_ms:float|None=None, inflight:list[InFlight]=(), prompt_tokens:float=0.0) -> Decision:
+        "Priority and admission of a request predicted to generate `tokens`: the one decision path of the gateway and the simulator."
         prio, deadline_s = self.rank(tokens, arrival_s, deadline_ms)
         d = Decision(prio, tokens, deadline_s)
-        if not self.admit: return d
-        return self.check(d, list(inflight), request_features(req)['prompt_chars']/self.service.chars_per_token)
+        return self.check(d, list(inflight), prompt_tokens) if self.admit else d
+
+    def decide(self, req:ChatRequest, arrival_s:float, deadline_ms:float|None=None, inflight:list[InFlight]=()) -> Decision:
+        "Priority and admission of `req`, arriving `arrival_s` seconds after the gateway started, with `inflight` at its backend. Without a predictor, `max_tokens` (the pessimistic bound) stands for its length."
+        f = request_features(req)   # read once: the predictor and the prompt estimate share it
+        tokens = float(self.predictor.predict(pd.DataFrame([f]))[0]) if self.predictor is not None else float(req.max_tokens)
+        return self.decide_tokens(tokens, arrival_s, deadline_ms, inflight, f['prompt_chars']/self.service.chars_per_token)
 
     def to_dict(self) -> dict:
         return {'policy': self.policy, 'admit': self.admit, 'slo_e2e_s': self.slo_e2e_s,

@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from tqdm import tqdm
 
 from ..core.stats import rate_ci
-from .policies import Scheduler, ServiceModel, InFlight, Decision
+from .policies import Scheduler, ServiceModel, InFlight
 
 # %% auto #0
 __all__ = ['STEP_TERMS', 'GPU_PROFILES', 'StepModel', 'profile_engine', 'EngineConfig', 'SimRequest', 'Simulator',
@@ -164,12 +164,9 @@ class Simulator:
             while i < n and reqs[i].arrival <= t + 1e-12:     # arrivals: ranked, and admitted or turned away
                 q = reqs[i]
                 tokens = q.predicted_tokens if q.predicted_tokens is not None else float(q.output_tokens)
-                prio, dl = self.scheduler.rank(tokens, q.arrival, q.deadline_ms)
-                d = Decision(prio, tokens, dl)
-                if self.scheduler.admit:
-                    infl = [InFlight(r.priority, r.decision.predicted_tokens, r.generated, r in running, r.q.prompt_tokens) for r in running + waiting]
-                    d = self.scheduler.check(d, infl, q.prompt_tokens)
-                r = _R(q, prio, i, d)
+                infl = [InFlight(r.priority, r.decision.predicted_tokens, r.generated, r in running, r.q.prompt_tokens) for r in running + waiting] if self.scheduler.admit else []
+                d = self.scheduler.decide_tokens(tokens, q.arrival, q.deadline_ms, infl, q.prompt_tokens)
+                r = _R(q, d.priority, i, d)
                 if d.admitted: waiting.append(r)
                 else: done.append(r)
                 i += 1
