@@ -279,7 +279,7 @@ def fig_p4_knobs(knobs:pd.DataFrame, name:str='p4_knobs', folder=None) -> list[P
 
 def fig_p4_sim(val:pd.DataFrame, name:str='p4_sim', folder=None) -> list[Path]:
     "Simulated against measured percentiles (TTFT and E2E, p50/p95/p99) of every run, with the diagonal and a ±10% band."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import matplotlib.pyplot as plt, matplotlib.ticker as mticker, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
     for ax, m in zip(axes, ('TTFT', 'E2E')):
@@ -289,5 +289,7 @@ def fig_p4_sim(val:pd.DataFrame, name:str='p4_sim', folder=None) -> list[Path]:
         xs = np.geomspace(lo, hi, 50)
         ax.plot(xs, xs, c='grey', lw=1); ax.fill_between(xs, xs*0.9, xs*1.1, color='grey', alpha=0.15, lw=0)
         ax.set(xscale='log', yscale='log', xlim=(lo, hi), ylim=(lo, hi), xlabel=f'measured {m} (s)', ylabel=f'simulated {m} (s)', title=f'{m}: simulator against vLLM')
+        for axis in (ax.xaxis, ax.yaxis):   # plain seconds on the log axes, no crowded minor labels
+            axis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5))); axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f'{v:g}')); axis.set_minor_formatter(mticker.NullFormatter())
     if axes[0].get_legend(): sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=6, title=None, frameon=False)
     return save_fig(fig, name, folder)
