@@ -15,7 +15,7 @@ from .policies import Scheduler, ServiceModel, InFlight
 
 # %% auto #0
 __all__ = ['STEP_TERMS', 'GPU_PROFILES', 'StepModel', 'profile_engine', 'EngineConfig', 'SimRequest', 'Simulator',
-           'replay_requests', 'validation_table', 'calibrate', 'simulate_load', 'whatif', 'gpu_profile']
+           'replay_requests', 'validation_table', 'load_observations', 'simulate_load', 'whatif', 'gpu_profile']
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #b32e9e85
 STEP_TERMS = ['steps', 'prefill_tokens', 'prefill_ctx', 'decode_seqs', 'decode_ctx', 'requests']
@@ -131,11 +131,11 @@ class SimRequest:
 
 class _R:
     "A request's state inside the simulation."
-    __slots__ = ('q', 'priority', 'computed', 'generated', 'blocks', 't_first', 't_end', 'preemptions', 'hit', 'queried', 'order', 'decision')
+    __slots__ = ('q', 'priority', 'computed', 'generated', 'blocks', 't_first', 't_end', 'preemptions', 'hit', 'queried', 'order', 'decision', 'times')
     def __init__(self, q, priority, order, decision):
         self.q, self.priority, self.order, self.decision = q, priority, order, decision
         self.computed = self.generated = self.blocks = self.preemptions = self.hit = self.queried = 0
-        self.t_first = self.t_end = None
+        self.t_first = self.t_end = None; self.times = []
     @property
     def need(self) -> int: return self.q.prompt_tokens + self.generated - self.computed
 
@@ -150,7 +150,8 @@ class Simulator:
 
     def _blocks(self, tokens:int) -> int: return -(-tokens // self.cfg.block_size)
 
-    def run(self, requests:list[SimRequest], max_steps:int=10_000_000) -> pd.DataFrame:
+    def run(self, requests:list[SimRequest], max_steps:int=10_000_000, token_times:bool=False) -> pd.DataFrame:
+        "One row per request; with `token_times`, also when each of its tokens was sampled (`t_tokens`)."
         cfg, bs = self.cfg, self.cfg.block_size
         reqs = sorted(requests, key=lambda q: q.arrival)
         for q in reqs:
@@ -219,6 +220,7 @@ class Simulator:
                     if r.computed >= r.q.prompt_tokens and cfg.prefix_caching:
                         for pk, tk in r.q.prefixes: cached[pk] = max(cached.get(pk, 0), tk)
                     r.generated += 1
+                    if token_times: r.times.append(t)
                     if r.t_first is None: r.t_first = t
                     if r.generated >= r.q.output_tokens:
                         r.t_end = t; running.remove(r); free += r.blocks; r.blocks = 0; done.append(r)
@@ -229,7 +231,7 @@ class Simulator:
                  'rejected': not r.decision.admitted, 'preemptions': r.preemptions, 'cached_tokens': r.hit, 'queried_tokens': r.queried,
                  't_first': r.t_first, 't_end': r.t_end,
                  'ttft_s': None if r.t_first is None else r.t_first - r.q.arrival + o, 'e2e_s': None if r.t_end is None else r.t_end - r.q.arrival + o}
-                for r in done]
+                | ({'t_tokens': r.times} if token_times else {}) for r in done]
         return pd.DataFrame(rows).sort_values('order').drop(columns='order').reset_index(drop=True)
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #62c304a3
@@ -261,21 +263,23 @@ def validation_table(real:pd.DataFrame, sim:pd.DataFrame, ps=(50, 95, 99)) -> pd
     return pd.DataFrame(rows)
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #364f27a8
-def calibrate(step:StepModel, df:pd.DataFrame, engine:EngineConfig, scheduler:Scheduler|None=None, shared_prefix:int=0,
-              bounds=(0.4, 1.6), ps=(50, 95)) -> StepModel:
-    "`step` with its decode terms scaled so that replaying the records `df` matches their TTFT and E2E percentiles; the scale and errors go in `fit_info`."
-    from dataclasses import replace
-    from scipy.optimize import minimize_scalar
-    reqs = replay_requests(df, shared_prefix=shared_prefix)
-    if not reqs: raise ValueError("calibration needs answered records with token counts")
-    def scaled(s): return replace(step, c0=step.c0*s, decode_s_per_seq=step.decode_s_per_seq*s, decode_s_per_ctx=step.decode_s_per_ctx*s)
-    def loss(s):
-        v = validation_table(df, Simulator(scaled(s), engine, scheduler).run(reqs), ps)
-        return float(np.mean(np.log(v['sim_s']/v['real_s'])**2))
-    r = minimize_scalar(loss, bounds=bounds, method='bounded', options={'xatol': 1e-3})
-    out = scaled(float(r.x))
-    out.fit_info = {**step.fit_info, 'decode_scale': float(r.x), 'calibration_requests': len(reqs), 'calibration_rms_log_error': float(np.sqrt(r.fun))}
-    return out
+def load_observations(df:pd.DataFrame) -> pd.DataFrame:
+    "Step observations from the streamed records of one engine process's load runs: one row per answered request, its decode interval with the `STEP_TERMS` summed over the steps in it."
+    need = ['t_first_token', 't_end', 't_chunks', 'prompt_tokens']
+    if missing := [c for c in need if c not in df]: raise ValueError(f"records lack {missing}: load observations need streamed token times")
+    d = df[df['t_first_token'].notna() & (df['prompt_tokens'] > 0) & df['t_chunks'].map(lambda c: isinstance(c, (list, np.ndarray)) and len(c) >= 3)]
+    if 'error_source' in d: d = d[d['error_source'].isna() | d['error_source'].ne('engine')]
+    tf, te, P = d['t_first_token'].to_numpy(float), d['t_end'].to_numpy(float), d['prompt_tokens'].to_numpy(float)
+    chunks = [np.asarray(c, float) for c in d['t_chunks']]
+    rows = []
+    for c in chunks:
+        a, b = c[:-1], c[1:]                                               # the gaps: one step each
+        dec = (tf[None, :] <= a[:, None]) & (te[None, :] >= b[:, None])   # gap x request: decoding through that gap
+        ctx = sum(float(((P[j] + np.searchsorted(chunks[j], a)) * dec[:, j]).sum()) for j in np.flatnonzero(dec.any(0)))
+        pre = (tf > c[0]) & (tf <= c[-1])                                  # prefilled in a step of this interval
+        rows.append({'steps': len(c) - 1, 'prefill_tokens': float(P[pre].sum()), 'prefill_ctx': float((P[pre]**2/2).sum()),
+                     'decode_seqs': float(dec.sum()), 'decode_ctx': ctx, 'requests': 0.0, 'seconds': float(c[-1] - c[0]), 'kind': 'load'})
+    return pd.DataFrame(rows, columns=STEP_TERMS + ['seconds', 'kind'])
 
 # %% ../../nbs/60_sim/61_simulator.ipynb #9a70d60c
 def simulate_load(step:StepModel, engine:EngineConfig, scheduler:Scheduler, lengths:pd.DataFrame, rate:float, n:int,
