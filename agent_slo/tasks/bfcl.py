@@ -4,7 +4,7 @@
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #faf11c44
 from __future__ import annotations
-import hashlib, importlib.util, json, os, random, sys, types
+import copy, hashlib, importlib.util, json, os, random, sys, types
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,16 +13,43 @@ from pathlib import Path
 from ..core.config import Settings, load_settings
 
 # %% auto #0
-__all__ = ['BFCL_VERSION', 'AST_CATEGORIES', 'IRRELEVANCE_CATEGORIES', 'CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL',
-           'Task', 'bfcl_data_dir', 'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset',
-           'bfcl_checker', 'Verdict', 'judge', 'ground_truth_calls']
+__all__ = ['BFCL_VERSION', 'LANGUAGES', 'AST_CATEGORIES', 'RELEVANCE_CATEGORIES', 'IRRELEVANCE_CATEGORIES', 'CATEGORIES',
+           'MULTI_TURN_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL', 'bfcl_checker', 'Task',
+           'bfcl_data_dir', 'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset',
+           'Verdict', 'judge', 'literal', 'ground_truth_calls']
+
+# %% ../../nbs/20_tasks/20_bfcl.ipynb #8916da81
+class _ModelConfig:
+    "Stands in for BFCL's per-model config: our function names keep their dots."
+    underscore_to_dot = False
+
+@lru_cache(maxsize=1)
+def bfcl_checker(settings:Settings|None=None):
+    "Import BFCL's checker offline; returns (ast_checker, Language, is_empty_output, is_function_calling_format_output, its Java/JavaScript doc rewrite)."
+    s = settings or load_settings()
+    root = Path(s.cache_dir)/'bfcl'
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault('BFCL_PROJECT_ROOT', str(root))
+    if 'bfcl_eval.constants.model_config' not in sys.modules:
+        stub = types.ModuleType('bfcl_eval.constants.model_config')
+        stub.MODEL_CONFIG_MAPPING = defaultdict(_ModelConfig)
+        sys.modules['bfcl_eval.constants.model_config'] = stub
+    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
+    from bfcl_eval.constants.enums import Language
+    from bfcl_eval.utils import is_empty_output, is_function_calling_format_output, _func_doc_language_specific_pre_processing
+    return ast_checker, Language, is_empty_output, is_function_calling_format_output, _func_doc_language_specific_pre_processing
+
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #d700839a
 BFCL_VERSION = 'BFCL_v4'
+LANGUAGES = {'simple_java': 'java', 'simple_javascript': 'javascript'}   # the rest are Python
 AST_CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple',
-                  'live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple']
-IRRELEVANCE_CATEGORIES = ['irrelevance', 'live_irrelevance']
-CATEGORIES = AST_CATEGORIES + IRRELEVANCE_CATEGORIES
+                  'live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple', *LANGUAGES]
+RELEVANCE_CATEGORIES = ['live_relevance']                 # at least one call is right, whichever
+IRRELEVANCE_CATEGORIES = ['irrelevance', 'live_irrelevance']   # no call is right
+CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES
+MULTI_TURN_CATEGORIES = ['multi_turn_base', 'multi_turn_miss_func', 'multi_turn_miss_param', 'multi_turn_long_context']
+ONLINE_CATEGORIES = {'web_search': "BFCL's web_search needs the internet and a SerpAPI key (SERPAPI_API_KEY); it does not run offline"}
 
 @dataclass
 class Task:
@@ -30,11 +57,18 @@ class Task:
     id: str
     category: str
     messages: list[dict]          # the user (and system) turn
-    functions: list[dict]         # BFCL function docs, as shipped
-    ground_truth: list[dict]|None # [{name: {param: [acceptable values]}}]; None for irrelevance (no call is right)
+    functions: list[dict]         # BFCL function docs as the model sees them (Java/JavaScript: BFCL's string-typed form)
+    ground_truth: list[dict]|None # [{name: {param: [acceptable values]}}]; None for (ir)relevance: no answer to match
+    shipped: list[dict]|None = None   # the docs as shipped, which BFCL's checker reads, where they differ from `functions`
 
     @property
     def split(self) -> str: return split_of(self.id)
+    @property
+    def language(self) -> str: return LANGUAGES.get(self.category, 'python')
+    @property
+    def expects(self) -> str:
+        "What a right answer is: 'match' the ground truth, 'any call' (relevance) or 'no call' (irrelevance)."
+        return 'any call' if self.category in RELEVANCE_CATEGORIES else 'no call' if self.category in IRRELEVANCE_CATEGORIES else 'match'
 
 def bfcl_data_dir() -> Path:
     "The `data/` folder of the installed `bfcl-eval` package (found without importing it)."
@@ -44,14 +78,23 @@ def bfcl_data_dir() -> Path:
 
 def _jsonl(p:Path) -> list[dict]: return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
 
+def _unknown(category:str) -> ValueError:
+    if category in ONLINE_CATEGORIES: return ValueError(ONLINE_CATEGORIES[category])
+    if category in MULTI_TURN_CATEGORIES or category.startswith('memory'):
+        return ValueError(f"{category!r} is a multi-turn BFCL category: its tasks are episodes, not single requests")
+    return ValueError(f"unknown BFCL category {category!r}; known: {', '.join(CATEGORIES)}")
+
 @lru_cache(maxsize=None)
 def _load(category:str) -> tuple[Task, ...]:
-    if category not in CATEGORIES: raise ValueError(f"unknown BFCL category {category!r}; known: {', '.join(CATEGORIES)}")
+    if category not in CATEGORIES: raise _unknown(category)
     d = bfcl_data_dir()
     rows = _jsonl(d/f'{BFCL_VERSION}_{category}.json')
     answers = {}
     if category in AST_CATEGORIES:
         answers = {r['id']: r['ground_truth'] for r in _jsonl(d/'possible_answer'/f'{BFCL_VERSION}_{category}.json')}
+    if category in LANGUAGES:   # BFCL's own rewrite: every parameter a string in the language's syntax, said so in its description
+        _, _, _, _, pre = bfcl_checker()
+        return tuple(Task(r['id'], category, r['question'][0], pre(copy.deepcopy(r['function']), category), answers.get(r['id']), r['function']) for r in rows)
     return tuple(Task(r['id'], category, r['question'][0], r['function'], answers.get(r['id'])) for r in rows)
 
 def load_bfcl(category:str) -> list[Task]:
@@ -109,26 +152,6 @@ def subset(categories:list[str]|str, limit:int|None=None, split:str|None=None, s
     return out
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #2fe0419e
-class _ModelConfig:
-    "Stands in for BFCL's per-model config: our function names keep their dots."
-    underscore_to_dot = False
-
-@lru_cache(maxsize=1)
-def bfcl_checker(settings:Settings|None=None):
-    "Import BFCL's checker offline; returns (ast_checker, Language, is_empty_output, is_function_calling_format_output)."
-    s = settings or load_settings()
-    root = Path(s.cache_dir)/'bfcl'
-    root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault('BFCL_PROJECT_ROOT', str(root))
-    if 'bfcl_eval.constants.model_config' not in sys.modules:
-        stub = types.ModuleType('bfcl_eval.constants.model_config')
-        stub.MODEL_CONFIG_MAPPING = defaultdict(_ModelConfig)
-        sys.modules['bfcl_eval.constants.model_config'] = stub
-    from bfcl_eval.eval_checker.ast_eval.ast_checker import ast_checker
-    from bfcl_eval.constants.enums import Language
-    from bfcl_eval.utils import is_empty_output, is_function_calling_format_output
-    return ast_checker, Language, is_empty_output, is_function_calling_format_output
-
 @dataclass
 class Verdict:
     "BFCL's judgement of one answer."
@@ -140,13 +163,17 @@ JUDGE_MODEL = 'agent-slo'
 
 def judge(task:Task, calls:list[dict]) -> Verdict:
     "Judge `calls` (BFCL format: [{name: {param: value}}]) on `task` with BFCL's own checker."
-    ast_checker, Language, is_empty, is_format = bfcl_checker()
-    if task.ground_truth is None:  # irrelevance: any real call is wrong
+    ast_checker, Language, is_empty, is_format, _ = bfcl_checker()
+    if task.expects == 'no call':   # irrelevance: any real call is wrong
         ok = is_empty(calls)
         return Verdict(ok, None if ok else 'irrelevance_error:decoder_success', [] if ok else ['a function was called when none should be'])
+    if task.expects == 'any call':  # relevance: BFCL asks only for a call in its format
+        ok = not is_empty(calls)
+        return Verdict(ok, None if ok else 'relevance_error:decoder_failed', [] if ok else ['no function was called when one should be'])
     if not is_format(calls):
         return Verdict(False, 'ast_decoder:decoder_wrong_output_format', ['output is not a list of {name: {param: value}}'])
-    r = ast_checker(task.functions, calls, task.ground_truth, Language.PYTHON, task.category, JUDGE_MODEL)
+    lang = {'python': Language.PYTHON, 'java': Language.JAVA, 'javascript': Language.JAVASCRIPT}[task.language]
+    r = ast_checker(task.shipped or task.functions, calls, task.ground_truth, lang, task.category, JUDGE_MODEL)
     return Verdict(bool(r['valid']), r.get('error_type'), r.get('error', []))
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #331174e4
@@ -167,14 +194,44 @@ def _concrete(v):
     if isinstance(v, list) and v and all(isinstance(x, dict) for x in v): return [_one_level(x) for x in v]
     return v
 
+_JAVA_ARRAY = {'integer': 'int'}   # Java's element type names where BFCL's differ
+
+def _scalar(v, t, lang:str) -> str:
+    if isinstance(v, bool): return 'true' if v else 'false'
+    if lang == 'java' and t == 'long': return f'{v}L'
+    if lang == 'java' and t == 'float': return f'{v}f'
+    if lang == 'java' and t == 'char': return f"'{v}'"
+    if lang == 'javascript' and t == 'Bigint': return f'{v}n'
+    return str(v)
+
+def _element(v, t, lang:str) -> str:
+    return json.dumps(v) if isinstance(v, str) and t in ('String', 'string', 'any', None) else _scalar(v, t, lang)
+
+def literal(v, node:dict, lang:str) -> str:
+    "A value as Java or JavaScript source text, typed by its BFCL parameter `node`: the strings BFCL's type converters parse."
+    t, it = node.get('type'), (node.get('items') or {}).get('type')
+    if lang == 'java':
+        if t == 'ArrayList' and isinstance(v, list): return f"new ArrayList<>(Arrays.asList({', '.join(_element(x, it, lang) for x in v)}))"
+        if t == 'Array' and isinstance(v, list): return f"new {_JAVA_ARRAY.get(it, it)}[]{{{', '.join(_scalar(x, it, lang) for x in v)}}}"
+        if t == 'HashMap' and isinstance(v, dict): return 'new HashMap<String, Object>() {{ ' + ' '.join(f'put("{k}", {_element(x, None, lang)});' for k, x in v.items()) + ' }}'
+        return _scalar(v, t, lang)
+    if t == 'array' and isinstance(v, list): return '[' + ', '.join(_element(x, it, lang) for x in v) + ']'
+    if t == 'dict' and isinstance(v, dict): return '{' + ', '.join(f'{json.dumps(k)}: {_element(x, None, lang)}' for k, x in v.items()) + '}'
+    return v if t == 'String' and isinstance(v, str) else _scalar(v, t, lang)
+
 def ground_truth_calls(task:Task) -> list[dict]:
-    "The ground truth as one concrete answer in BFCL's call format."
+    "The ground truth as one concrete answer in BFCL's call format (for relevance, a call of the first function)."
+    if task.expects == 'any call': return [{task.functions[0]['name']: {}}]
     if task.ground_truth is None: return []
-    docs = {f['name']: f for f in task.functions}
+    docs = {f['name']: f for f in task.shipped or task.functions}
     calls = []
     for gt in task.ground_truth:
         for name, args in gt.items():
             req = set(docs.get(name, {}).get('parameters', {}).get('required', []))
             picked = {p: _pick(vals, p in req) for p, vals in args.items()}
-            calls.append({name: {p: _concrete(v) for p, v in picked.items() if v is not _OMIT}})
+            call = {p: _concrete(v) for p, v in picked.items() if v is not _OMIT}
+            if task.language != 'python':
+                props = docs.get(name, {}).get('parameters', {}).get('properties', {})
+                call = {p: literal(v, props.get(p, {}), task.language) for p, v in call.items()}
+            calls.append({name: call})
     return calls
