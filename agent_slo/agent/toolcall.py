@@ -33,9 +33,12 @@ class AgentConfig:
     think: bool = False                 # open the answer with <think> (thinking phase)
     max_thought_tokens: int|None = None # thought budget
     sc_n: int = 1                       # self-consistency: samples voted per answer (1: no voting)
+    max_steps: int = 20                 # episodes: model calls per turn before the episode is stopped (BFCL's MAXIMUM_STEP_LIMIT)
+    max_result_chars: int = 4000        # episodes: a call's result is cut to this many characters before the model reads it
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d['sc_n'] == 1: del d['sc_n']  # added later: left out at its default, so earlier records keep their config hash
+        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000)):   # added later: left out at their defaults,
+            if d[k] == v: del d[k]                                                 # so earlier records keep their config hash
         return d
 
 PROMPTS = {
@@ -49,9 +52,12 @@ PROMPTS = {
                       '{{"calls": []}} if no function applies.'),
 }
 
-def system_prompt(task:Task, cfg:AgentConfig) -> str:
+def _functions(task) -> list[dict]: return task if isinstance(task, list) else task.functions
+
+def system_prompt(task:Task|list[dict], cfg:AgentConfig) -> str:
+    "Our system prompt for a task, or for a list of function docs (a turn of an episode)."
     if cfg.prompt_id not in PROMPTS: raise ValueError(f"unknown prompt_id {cfg.prompt_id!r}; known: {', '.join(PROMPTS)}")
-    fns = json.dumps([function_schema(f) for f in task.functions], ensure_ascii=False)
+    fns = json.dumps([function_schema(f) for f in _functions(task)], ensure_ascii=False)
     return PROMPTS[cfg.prompt_id].format(functions=fns)
 
 def messages_for(task:Task, cfg:AgentConfig) -> list[dict]:
@@ -71,10 +77,10 @@ def _bound(schema:dict, max_items:int) -> dict:
     walk(s)
     return s
 
-def contract_schema(task:Task, cfg:AgentConfig) -> dict:
-    "The JSON Schema of a valid answer to `task`: {'calls': [one of its functions with valid arguments]}."
+def contract_schema(task:Task|list[dict], cfg:AgentConfig) -> dict:
+    "The JSON Schema of a valid answer to `task` (or with these function docs): {'calls': [one of its functions with valid arguments]}."
     variants = []
-    for f in task.functions:
+    for f in _functions(task):
         fs = function_schema(f)
         variants.append({'type': 'object', 'additionalProperties': False, 'required': ['name', 'arguments'],
                          'properties': {'name': {'const': fs['name']}, 'arguments': _bound(fs['parameters'], cfg.max_array_items)}})

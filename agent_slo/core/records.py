@@ -76,6 +76,8 @@ class Record(BaseModel):
     episode_id: str|None = Field(None, description="multi-turn: the episode")
     turn: int|None = Field(None, ge=0, description="multi-turn: the user turn")
     step: int|None = Field(None, ge=0, description="multi-turn: the model step within the turn")
+    steps: int|None = Field(None, ge=0, description="episode records: the model calls the episode took")
+    step_p95_s: float|None = Field(None, description="episode records: p95 of its steps' end-to-end latency")
     arm: str|None = Field(None, description="routing arm: baseline, shadow or canary")
     propensity: float|None = Field(None, ge=0, le=1, description="probability the logging policy took this decision (off-policy evaluation)")
     logprobs: list[float]|None = Field(None, description="per-token log-probabilities")
@@ -94,7 +96,7 @@ RECORD_GROUPS = {
     'tokens': ['prompt_tokens', 'completion_tokens', 'thought_tokens'],
     'output': ['text', 'thought', 'finish_reason', 'calls', 'calls_norm', 'json_valid', 'schema_valid', 'repaired', 'success', 'error_type', 'error_source', 'error_message'],
     'self-consistency': ['window', 'samples', 'votes'],
-    'where and why': ['episode_id', 'turn', 'step', 'arm', 'propensity', 'logprobs', 'features'],
+    'where and why': ['episode_id', 'turn', 'step', 'steps', 'step_p95_s', 'arm', 'propensity', 'logprobs', 'features'],
     'scheduling': ['policy', 'priority', 'predicted_tokens', 'deadline_s'],
 }
 
@@ -185,10 +187,11 @@ def read_records(paths:str|Path|Iterable) -> list[dict]:
 
 # %% ../../nbs/00_core/03_records.ipynb #7cde3a02
 def record_key(r:dict) -> tuple:
-    "What makes a request unique in a run: stage, task, config, repeat and load level (of a record dict or a `Record`)."
+    "What makes a request unique in a run: stage, task, config, repeat and load level, and for a step of an episode its turn and step (of a record dict or a `Record`)."
     if isinstance(r, Record): r = r.__dict__
     lvl = r.get('load_level')
-    return (r.get('stage'), r['task_id'], r['config_hash'], int(r['repeat']), None if lvl is None or (isinstance(lvl, float) and math.isnan(lvl)) else float(lvl))
+    key = (r.get('stage'), r['task_id'], r['config_hash'], int(r['repeat']), None if lvl is None or (isinstance(lvl, float) and math.isnan(lvl)) else float(lvl))
+    return key if r.get('turn') is None else key + (int(r['turn']), int(r['step']))
 
 def load_records(paths, latest:bool=True) -> pd.DataFrame:
     "Records as a DataFrame, one column per field; `latest` keeps the last record per key."

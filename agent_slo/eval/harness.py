@@ -20,13 +20,29 @@ from ..agent.toolcall import AgentConfig, request_for, outcome, normalise_calls
 from . import metrics
 
 # %% auto #0
-__all__ = ['OVERHEAD_PROMPTS', 'TEXT_SCHEMA', 'config_id', 'make_record', 'run_suite', 'run_samples', 'arrival_times', 'run_load',
-           'qps_sweep', 'search_max_rate', 'find_max_rate', 'decode_overhead', 'overhead_summary']
+__all__ = ['OVERHEAD_PROMPTS', 'TEXT_SCHEMA', 'config_id', 'completion_fields', 'error_fields', 'make_record', 'run_suite',
+           'run_samples', 'arrival_times', 'run_load', 'qps_sweep', 'search_max_rate', 'find_max_rate',
+           'decode_overhead', 'overhead_summary']
 
 # %% ../../nbs/40_eval/42_harness.ipynb #12dbf4ad
 def config_id(cfg:AgentConfig, engine:Engine) -> str:
     "The config hash that locks an experiment: agent settings plus engine and model."
     return config_hash({'agent': cfg.to_dict(), 'engine': engine.engine_id, 'model': engine.model_id})
+
+def completion_fields(c:Completion, t_scheduled:float|None=None) -> dict:
+    "The record fields a completion fills by itself: timestamps, latencies, tokens, the text and the serving backend."
+    tpot = metrics.tpot_s(c.e2e_s, c.ttft_s, c.completion_tokens)
+    return dict(t_submit=c.t_submit, t_first_token=c.t_first_token, t_end=c.t_end, t_chunks=c.t_chunks,
+                chunk_tokens=c.chunk_tokens, ttft_s=c.ttft_s, e2e_s=c.e2e_s, tpot_s=None if math.isnan(tpot) else tpot,
+                send_lag_s=None if t_scheduled is None else c.t_submit - t_scheduled,
+                prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, thought_tokens=c.thought_tokens,
+                text=c.text, thought=c.thought, finish_reason=c.finish_reason, backend=c.backend)
+
+def error_fields(err:Exception, t_submit:float|None=None, t_scheduled:float|None=None) -> dict:
+    "The record fields of a request the engine gave no answer to: when it was sent and how it failed."
+    now = time.time(); t0 = t_submit or now
+    return dict(t_submit=t0, t_end=now, e2e_s=now - t0, send_lag_s=None if t_scheduled is None or t_submit is None else t_submit - t_scheduled,
+                finish_reason='error', error_type=getattr(err, 'error_type', type(err).__name__), error_source='engine', error_message=str(err)[:500])
 
 def make_record(run_id:str, task:Task, cfg_hash:str, repeat:int, seed:int, engine:Engine, cfg:AgentConfig,
                 c:Completion|None=None, err:Exception|None=None, t_scheduled:float|None=None,
@@ -35,19 +51,12 @@ def make_record(run_id:str, task:Task, cfg_hash:str, repeat:int, seed:int, engin
     ident = dict(run_id=run_id, stage=stage, task_id=task.id, category=task.category, split=task.split, config_hash=cfg_hash,
                  repeat=repeat, seed=seed, load_level=load_level, mode='closed' if load_level is None else 'open',
                  engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), t_scheduled=t_scheduled, **extra)
-    if c is None:   # the engine gave no answer: what is known is when it was sent and how it failed
-        now = time.time(); t0 = t_submit or now
-        return Record(**ident, t_submit=t0, t_end=now, e2e_s=now - t0, send_lag_s=None if t_scheduled is None or t_submit is None else t_submit - t_scheduled,
-                      finish_reason='error', error_type=getattr(err, 'error_type', type(err).__name__), error_source='engine', error_message=str(err)[:500])
+    if c is None: return Record(**ident, **error_fields(err, t_submit, t_scheduled))   # the engine gave no answer
     res = outcome(task, c, cfg)
-    p, tpot = res.parsed, metrics.tpot_s(c.e2e_s, c.ttft_s, c.completion_tokens)
-    return Record(**ident, t_submit=c.t_submit, t_first_token=c.t_first_token, t_end=c.t_end, t_chunks=c.t_chunks,
-                  chunk_tokens=c.chunk_tokens, ttft_s=c.ttft_s, e2e_s=c.e2e_s, tpot_s=None if math.isnan(tpot) else tpot,
-                  send_lag_s=None if t_scheduled is None else c.t_submit - t_scheduled,
-                  prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, thought_tokens=c.thought_tokens,
-                  text=c.text, thought=c.thought, finish_reason=c.finish_reason, calls=p.calls, calls_norm=normalise_calls(p.calls),
+    p = res.parsed
+    return Record(**ident, **completion_fields(c, t_scheduled), calls=p.calls, calls_norm=normalise_calls(p.calls),
                   json_valid=p.json_valid, schema_valid=p.schema_valid, repaired=p.repaired, success=res.success,
-                  error_type=res.error_type, error_source=None if res.success else 'checker', backend=c.backend)
+                  error_type=res.error_type, error_source=None if res.success else 'checker')
 
 
 # %% ../../nbs/40_eval/42_harness.ipynb #f9c76d00
