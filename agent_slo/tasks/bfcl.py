@@ -10,13 +10,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np, pandas as pd
+
 from ..core.config import Settings, load_settings
 
 # %% auto #0
 __all__ = ['BFCL_VERSION', 'LANGUAGES', 'AST_CATEGORIES', 'RELEVANCE_CATEGORIES', 'IRRELEVANCE_CATEGORIES', 'CATEGORIES',
-           'MULTI_TURN_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL', 'bfcl_checker', 'Task',
-           'bfcl_data_dir', 'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset',
-           'Verdict', 'judge', 'literal', 'ground_truth_calls']
+           'MULTI_TURN_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL', 'LEADERBOARD_GROUPS',
+           'LEADERBOARD_WEIGHTS', 'bfcl_checker', 'Task', 'bfcl_data_dir', 'load_bfcl', 'to_json_schema',
+           'function_schema', 'split_of', 'heldout', 'subset', 'Verdict', 'judge', 'literal', 'ground_truth_calls',
+           'leaderboard']
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #8916da81
 class _ModelConfig:
@@ -235,3 +238,50 @@ def ground_truth_calls(task:Task) -> list[dict]:
                 call = {p: literal(v, props.get(p, {}), task.language) for p, v in call.items()}
             calls.append({name: call})
     return calls
+
+# %% ../../nbs/20_tasks/20_bfcl.ipynb #67f4245d
+LEADERBOARD_GROUPS = {   # group -> the categories it needs (bfcl_eval/eval_checker/eval_runner_helper.py, generate_leaderboard_csv)
+    'non_live': ['simple_python', 'simple_java', 'simple_javascript', 'multiple', 'parallel', 'parallel_multiple'],
+    'live': ['live_simple', 'live_multiple', 'live_parallel', 'live_parallel_multiple'],
+    'irrelevance': ['irrelevance', 'live_irrelevance'],
+    'relevance': ['live_relevance'],
+    'multi_turn': MULTI_TURN_CATEGORIES,
+    'agentic': ['web_search_base', 'web_search_no_snippet', 'memory_kv', 'memory_vector', 'memory_rec_sum'],
+}
+LEADERBOARD_WEIGHTS = {'non_live': 10, 'live': 10, 'irrelevance': 10, 'multi_turn': 30, 'agentic': 40}   # the overall score's weights
+
+def _groups(acc:dict, counts:dict) -> dict:
+    "BFCL's group scores from per-category accuracies (missing categories: 0, display 'N/A', as `get_category_score` does)."
+    from bfcl_eval.eval_checker.eval_runner_helper import calculate_unweighted_accuracy as U, calculate_weighted_accuracy as W, calculate_percentage_weighted_accuracy as P
+    s = {c: ({'accuracy': acc[c], 'total_count': counts.get(c, 0), 'display_accuracy': acc[c]} if c in acc else
+             {'accuracy': 0, 'total_count': counts.get(c, 0), 'display_accuracy': 'N/A'}) for g in LEADERBOARD_GROUPS.values() for c in g}
+    simple = U([s['simple_python'], s['simple_java'], s['simple_javascript']])
+    out = {'non_live': U([simple, s['multiple'], s['parallel'], s['parallel_multiple']]),
+           'live': W([s[c] for c in LEADERBOARD_GROUPS['live']]),
+           'irrelevance': U([s['irrelevance'], s['live_irrelevance']]), 'relevance': s['live_relevance'],
+           'multi_turn': U([s[c] for c in MULTI_TURN_CATEGORIES]),
+           'agentic': U([U([s['web_search_base'], s['web_search_no_snippet']]), U([s['memory_kv'], s['memory_vector'], s['memory_rec_sum']])])}
+    out['overall'] = P([out[g] for g in LEADERBOARD_WEIGHTS], list(LEADERBOARD_WEIGHTS.values()))
+    return out
+
+def leaderboard(results:dict[str, tuple[int, int]], draws:int=4000, seed:int=0) -> pd.DataFrame:
+    "BFCL's group and overall scores from {category: (correct, n)}, with 95% intervals (Jeffreys draws through BFCL's arithmetic) and what is missing."
+    bad = [c for c, (k, n) in results.items() if not (0 <= k <= n and n > 0)]
+    if bad: raise ValueError(f"need 0 <= correct <= n and n > 0 for every category: {bad}")
+    bfcl_checker()
+    counts = {c: n for c, (k, n) in results.items()}
+    for c in CATEGORIES: counts.setdefault(c, len(load_bfcl(c)))   # BFCL weighs a missing live category by its size
+    point = _groups({c: k/n for c, (k, n) in results.items()}, counts)
+    rng = np.random.default_rng(seed)
+    samples = {c: rng.beta(k + 0.5, n - k + 0.5, draws) for c, (k, n) in results.items()}
+    sims = [_groups({c: float(v[i]) for c, v in samples.items()}, counts) for i in range(draws)]
+    rows = []
+    for g in [*LEADERBOARD_GROUPS, 'overall']:
+        need = [c for gg in (LEADERBOARD_WEIGHTS if g == 'overall' else [g]) for c in LEADERBOARD_GROUPS[gg]]
+        missing = [c for c in need if c not in results]
+        x = np.array([s[g]['accuracy'] for s in sims])
+        p, lo, hi = point[g]['accuracy'], float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))
+        lo, hi = min(lo, p), max(hi, p)   # as the Jeffreys interval does at k = 0 or k = n: the bound is the estimate itself
+        rows.append({'group': g, 'score': np.nan if missing else p, 'lo': np.nan if missing else lo, 'hi': np.nan if missing else hi, 'n': sum(results[c][1] for c in need if c in results),
+                     'bfcl_arithmetic': point[g]['accuracy'], 'missing': ', '.join(missing)})
+    return pd.DataFrame(rows)
