@@ -14,7 +14,7 @@ from ..tasks.multiturn import Episode, Backends, judge_episode
 from .toolcall import AgentConfig, Parsed, system_prompt, contract_schema, parse_calls
 
 # %% auto #0
-__all__ = ['RESULTS_HEADER', 'Step', 'EpisodeRun', 'results_message', 'run_episode']
+__all__ = ['RESULTS_HEADER', 'Step', 'EpisodeRun', 'episode_prompt', 'results_message', 'run_episode']
 
 # %% ../../nbs/30_agent/31_episode.ipynb #44d2c51c
 RESULTS_HEADER = "Results of your calls, in order:"
@@ -50,6 +50,10 @@ class EpisodeRun:
         if self.status == 'engine_error': return Verdict(False, 'engine_error', [str(self.steps[-1].error)])
         return judge_episode(self.episode, self.calls())
 
+def episode_prompt(fns:list[dict], history:list[dict], cfg:AgentConfig) -> list[dict]:
+    "The messages of one step: our system prompt with the turn's functions, then the conversation so far."
+    return [{'role': 'system', 'content': system_prompt(fns, cfg)}] + history
+
 def results_message(sources:list, results:list, calls:list[dict], limit:int) -> dict:
     "The message that brings a step's results back: each call (as run) with its result, cut to `limit` characters."
     cut = lambda r: r if len(r) <= limit else r[:limit] + f' ... [{len(r) - limit} more characters]'
@@ -68,7 +72,7 @@ def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=N
             fns = episode.functions_at(turn)
             schema = contract_schema(fns, cfg)
             for k in range(cfg.max_steps):
-                req = ChatRequest([{'role': 'system', 'content': system_prompt(fns, cfg)}] + history, max_tokens=cfg.max_tokens,
+                req = ChatRequest(episode_prompt(fns, history, cfg), max_tokens=cfg.max_tokens,
                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed if seed is None else seed,
                                   json_schema=schema if cfg.constrained else None, think=cfg.think, max_thought_tokens=cfg.max_thought_tokens,
                                   metadata={'category': episode.category})

@@ -16,10 +16,12 @@ from ..core.tracking import wandb_run
 from ..engine.hf import base_model, load_causal_lm
 from ..tasks.bfcl import Task, subset, function_schema, ground_truth_calls
 from ..agent.toolcall import AgentConfig, messages_for
+from ..tasks.multiturn import Episode, Backends, parse_call
+from ..agent.episode import episode_prompt, results_message
 
 # %% auto #0
-__all__ = ['GRPO_REWARDS', 'contract_text', 'sft_rows', 'TrainConfig', 'wall_clock', 'fit', 'trl_args', 'lora', 'setup', 'policy',
-           'finish']
+__all__ = ['GRPO_REWARDS', 'contract_text', 'sft_rows', 'episode_sft_rows', 'TrainConfig', 'wall_clock', 'fit', 'trl_args',
+           'lora', 'setup', 'policy', 'finish']
 
 # %% ../../nbs/50_learn/50_data.ipynb #4ec71b13
 def contract_text(task:Task, calls:list[dict]) -> str:
@@ -36,6 +38,27 @@ def sft_rows(tasks:list[Task], cfg:AgentConfig=AgentConfig()) -> list[dict]:
     "Prompt/completion rows (conversational) for TRL's SFTTrainer: the agent's prompt, the ground truth as the answer."
     return [{'task_id': t.id, 'category': t.category, 'prompt': messages_for(t, cfg),
              'completion': [{'role': 'assistant', 'content': contract_text(t, ground_truth_calls(t))}]} for t in tasks]
+
+# %% ../../nbs/50_learn/50_data.ipynb #d8cfcf71
+def episode_sft_rows(episodes:list[Episode], cfg:AgentConfig=AgentConfig()) -> list[dict]:
+    "Prompt/completion rows for every step of the ground truth of `episodes`, in the agent loop's own conversation."
+    rows = []
+    for e in episodes:
+        history = []
+        with Backends(e) as b:
+            for turn, gt in enumerate(e.ground_truth):
+                fns = e.functions_at(turn)
+                history += e.messages_at(turn)
+                steps = [[parse_call(s, fns) for s in gt]] if gt else []
+                for k, calls in enumerate(steps + [[]]):
+                    text = json.dumps({'calls': calls})
+                    rows.append({'task_id': e.id, 'category': e.category, 'turn': turn, 'step': k, 'prompt': episode_prompt(fns, history, cfg),
+                                 'completion': [{'role': 'assistant', 'content': text}]})
+                    history.append({'role': 'assistant', 'content': text})
+                    if calls:
+                        sources, results = b.execute(calls, turn)
+                        history.append(results_message(sources, results, calls, cfg.max_result_chars))
+    return rows
 
 # %% ../../nbs/50_learn/50_data.ipynb #7f68bc13
 GRPO_REWARDS = ('schema', 'success', 'length')    # the GRPO reward functions (learn.grpo), built from the P2 reward's terms

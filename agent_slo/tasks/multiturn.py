@@ -11,8 +11,8 @@ from functools import lru_cache
 from .bfcl import BFCL_VERSION, MULTI_TURN_CATEGORIES, Verdict, bfcl_checker, split_of
 
 # %% auto #0
-__all__ = ['ADD_FUNCTIONS_MESSAGE', 'Episode', 'load_episodes', 'UnsafeCall', 'call_string', 'Backends', 'judge_episode',
-           'ground_truth_steps']
+__all__ = ['ADD_FUNCTIONS_MESSAGE', 'Episode', 'load_episodes', 'UnsafeCall', 'call_string', 'parse_call', 'Backends',
+           'judge_episode', 'ground_truth_steps']
 
 # %% ../../nbs/20_tasks/21_multiturn.ipynb #5fd14cd6
 ADD_FUNCTIONS_MESSAGE = "I have updated some more functions you can choose from. What about now?"   # BFCL's, for FC mode
@@ -75,6 +75,23 @@ def call_string(name:str, arguments:dict, allowed:set[str]|None=None) -> str:
         if not isinstance(k, str) or not _IDENT.match(k) or keyword.iskeyword(k): raise UnsafeCall(f"not an argument name: {k!r}")
         if not _literal(v): raise UnsafeCall(f"argument {k} of {name} is not plain data")
     return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+
+# %% ../../nbs/20_tasks/21_multiturn.ipynb #af91a9e1
+def parse_call(source:str, functions:list[dict]|None=None) -> dict:
+    "`name(literal, ..., arg=literal, ...)` back into {'name', 'arguments'}; positional arguments are named in the order of the function's doc."
+    import ast
+    try: node = ast.parse(source.strip(), mode='eval').body
+    except SyntaxError as e: raise UnsafeCall(f"not a call: {source!r}") from e
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name): raise UnsafeCall(f"not a plain function call: {source!r}")
+    name = node.func.id
+    params = next((list(f['parameters'].get('properties', {})) for f in functions or [] if f['name'] == name), None)
+    if node.args and (params is None or len(node.args) > len(params)):
+        raise UnsafeCall(f"positional arguments of {source!r} cannot be named without the doc of {name}")
+    try:
+        args = {params[i]: ast.literal_eval(a) for i, a in enumerate(node.args)}
+        args.update({k.arg: ast.literal_eval(k.value) for k in node.keywords})
+    except ValueError as e: raise UnsafeCall(f"an argument of {source!r} is not a literal") from e
+    return {'name': name, 'arguments': args}
 
 # %% ../../nbs/20_tasks/21_multiturn.ipynb #b0aaa718
 def _drop_instances(prefix:str):
