@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..engine.base import ChatRequest, Completion, Engine, EngineError
-from ..tasks.bfcl import Verdict
+from ..tasks.bfcl import Verdict, bfcl_prompting
 from ..tasks.multiturn import Episode, Backends, judge_episode
-from .toolcall import AgentConfig, Parsed, system_prompt, contract_schema, parse_calls
+from .toolcall import AgentConfig, Parsed, system_prompt, contract_schema, parse_calls, parse_prompting, parse_tool_calls, prompt_format, tools_for, call_mode
 
 # %% auto #0
-__all__ = ['RESULTS_HEADER', 'Step', 'EpisodeRun', 'episode_prompt', 'results_message', 'run_episode']
+__all__ = ['RESULTS_HEADER', 'Step', 'EpisodeRun', 'episode_prompt', 'results_message', 'tool_messages', 'run_episode']
 
 # %% ../../nbs/30_agent/31_episode.ipynb #44d2c51c
 RESULTS_HEADER = "Results of your calls, in order:"
@@ -51,20 +51,34 @@ class EpisodeRun:
         return judge_episode(self.episode, self.calls())
 
 def episode_prompt(fns:list[dict], history:list[dict], cfg:AgentConfig) -> list[dict]:
-    "The messages of one step: our system prompt with the turn's functions, then the conversation so far."
+    "The messages of one step: the mode's system prompt with the turn's functions (ours, or BFCL's in prompt mode; none in fc mode), then the conversation so far."
+    mode = call_mode(None, cfg)
+    if mode == 'fc': return list(history)
+    if mode == 'prompt': return [{'role': 'system', 'content': bfcl_prompting()[0](prompt_format(None, cfg), fns)}] + history
     return [{'role': 'system', 'content': system_prompt(fns, cfg)}] + history
+
+def _cut(r, limit:int) -> str:
+    r = str(r)
+    return r if len(r) <= limit else r[:limit] + f' ... [{len(r) - limit} more characters]'
 
 def results_message(sources:list, results:list, calls:list[dict], limit:int) -> dict:
     "The message that brings a step's results back: each call (as run) with its result, cut to `limit` characters."
-    cut = lambda r: r if len(r) <= limit else r[:limit] + f' ... [{len(r) - limit} more characters]'
-    items = [{'call': s or c.get('name'), 'result': cut(str(r))} for s, r, c in zip(sources, results, calls)]
+    items = [{'call': s or c.get('name'), 'result': _cut(r, limit)} for s, r, c in zip(sources, results, calls)]
     return {'role': 'user', 'content': RESULTS_HEADER + '\n' + json.dumps(items, ensure_ascii=False)}
+
+def tool_messages(turn:int, step:int, text:str|None, calls:list[dict], results:list, limit:int) -> list[dict]:
+    "Native tool calling: the assistant message with its tool_calls, then one tool message per result. Call ids are (turn, step, i), so a replay rebuilds the same conversation."
+    ids = [f'call_{turn}_{step}_{i}' for i in range(len(calls))]
+    out = [{'role': 'assistant', 'content': text or None,
+            'tool_calls': [{'id': i, 'type': 'function', 'function': {'name': c['name'], 'arguments': json.dumps(c['arguments'], ensure_ascii=False)}} for i, c in zip(ids, calls)]}]
+    return out + [{'role': 'tool', 'tool_call_id': i, 'content': _cut(r, limit)} for i, r in zip(ids, results)]
 
 # %% ../../nbs/30_agent/31_episode.ipynb #b7d84074
 def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=None, replay:list[dict]|None=None,
                 on_step:Callable[[Step], None]|None=None, key:str|None=None) -> EpisodeRun:
-    "Play `episode`: per turn, model steps until an answer without calls or the step budget; `replay` holds recorded steps (turn, step, text) to restore instead of asking."
-    recorded = {(int(r['turn']), int(r['step'])): r['text'] or '' for r in (replay or [])}
+    "Play `episode`: per turn, model steps until an answer without calls or the step budget; `replay` holds recorded steps (turn, step, text, calls) to restore instead of asking."
+    mode = call_mode(None, cfg)
+    recorded = {(int(r['turn']), int(r['step'])): r for r in (replay or [])}
     steps, history = [], []
     with Backends(episode, key) as backends:
         for turn in range(len(episode.turns)):
@@ -74,11 +88,14 @@ def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=N
             for k in range(cfg.max_steps):
                 req = ChatRequest(episode_prompt(fns, history, cfg), max_tokens=cfg.max_tokens,
                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed if seed is None else seed,
-                                  json_schema=schema if cfg.constrained else None, think=cfg.think, max_thought_tokens=cfg.max_thought_tokens,
-                                  metadata={'category': episode.category})
+                                  json_schema=schema if cfg.constrained and mode == 'json' else None, think=cfg.think, max_thought_tokens=cfg.max_thought_tokens,
+                                  metadata={'category': episode.category}, tools=tools_for(fns) if mode == 'fc' else None,
+                                  tool_choice=cfg.tool_choice if mode == 'fc' else None)
                 s = Step(turn, k, req)
                 if (turn, k) in recorded:
-                    s.replayed, text = True, recorded[(turn, k)]
+                    r = recorded[(turn, k)]
+                    s.replayed, text = True, r.get('text') or ''
+                    if mode == 'fc': s.parsed = Parsed(r.get('calls'), bool(r.get('json_valid', True)), bool(r.get('schema_valid', True)), bool(r.get('repaired', False)))
                 else:
                     try: s.completion = engine.complete(req)
                     except EngineError as e:
@@ -86,11 +103,15 @@ def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=N
                         if on_step: on_step(s)
                         return EpisodeRun(episode, steps, 'engine_error')
                     text = s.completion.text
-                s.parsed = parse_calls(text, schema, cfg.dedupe_calls)
-                history.append({'role': 'assistant', 'content': text})
-                if s.parsed.calls:
-                    s.sources, s.results = backends.execute(s.parsed.calls, turn)
-                    history.append(results_message(s.sources, s.results, s.parsed.calls, cfg.max_result_chars))
+                if s.parsed is None:
+                    if mode == 'fc': s.parsed = parse_tool_calls(s.completion, schema, cfg.dedupe_calls)
+                    elif mode == 'prompt': s.parsed = parse_prompting(text, prompt_format(None, cfg), 'python', schema)
+                    else: s.parsed = parse_calls(text, schema, cfg.dedupe_calls)
+                if s.parsed.calls: s.sources, s.results = backends.execute(s.parsed.calls, turn)
+                if mode == 'fc' and s.parsed.calls: history += tool_messages(turn, k, text, s.parsed.calls, s.results, cfg.max_result_chars)
+                else:
+                    history.append({'role': 'assistant', 'content': text})
+                    if s.parsed.calls: history.append(results_message(s.sources, s.results, s.parsed.calls, cfg.max_result_chars))
                 steps.append(s)
                 if on_step: on_step(s)
                 if not s.parsed.calls: break               # an answer without calls ends the turn

@@ -4,16 +4,18 @@
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #f3143ac6
 from __future__ import annotations
-import copy, json
+import copy, dataclasses, json
+from xml.sax.saxutils import escape, quoteattr
 from dataclasses import dataclass, asdict
 
 import jsonschema, json_repair
 
 from ..engine.base import ChatRequest, Completion, Engine
-from ..tasks.bfcl import Task, function_schema, judge
+from ..tasks.bfcl import Task, function_schema, judge, bfcl_prompting
 
 # %% auto #0
-__all__ = ['PROMPTS', 'AgentConfig', 'system_prompt', 'messages_for', 'contract_schema', 'Parsed', 'parse_calls', 'to_bfcl',
+__all__ = ['PROMPTS', 'CALL_MODES', 'AgentConfig', 'system_prompt', 'call_mode', 'prompt_format', 'tools_for', 'messages_for',
+           'contract_schema', 'Parsed', 'parse_calls', 'parse_prompting', 'parse_tool_calls', 'render_calls', 'to_bfcl',
            'request_for', 'AgentResult', 'outcome', 'act_batch', 'act', 'normalise_calls', 'vote', 'esc_stop',
            'leader_confidence', 'adaptive_stop']
 
@@ -35,9 +37,12 @@ class AgentConfig:
     sc_n: int = 1                       # self-consistency: samples voted per answer (1: no voting)
     max_steps: int = 20                 # episodes: model calls per turn before the episode is stopped (BFCL's MAXIMUM_STEP_LIMIT)
     max_result_chars: int = 4000        # episodes: a call's result is cut to this many characters before the model reads it
+    call_mode: str = 'json'             # 'json': our contract; 'prompt': BFCL's prompt mode; 'fc': native tool calling (tools / tool_calls)
+    prompt_format: str|None = None      # prompt mode: one of BFCL's format configs (None: BFCL's default)
+    tool_choice: str = 'auto'           # fc mode: 'auto' (BFCL's FC mode) or 'required'
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000)):   # added later: left out at their defaults,
+        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000), ('call_mode', 'json'), ('prompt_format', None), ('tool_choice', 'auto')):   # added later: left out at their defaults,
             if d[k] == v: del d[k]                                                 # so earlier records keep their config hash
         return d
 
@@ -60,9 +65,34 @@ def system_prompt(task:Task|list[dict], cfg:AgentConfig) -> str:
     fns = json.dumps([function_schema(f) for f in _functions(task)], ensure_ascii=False)
     return PROMPTS[cfg.prompt_id].format(functions=fns)
 
+CALL_MODES = ('json', 'prompt', 'fc')
+
+def call_mode(task:Task, cfg:AgentConfig) -> str:
+    "How the agent asks for `task`: the config's mode, except that a format_sensitivity task is always asked in its own BFCL prompt format."
+    if cfg.call_mode not in CALL_MODES: raise ValueError(f"unknown call_mode {cfg.call_mode!r}; known: {', '.join(CALL_MODES)}")
+    return 'prompt' if getattr(task, 'prompt_format', None) else cfg.call_mode
+
+def prompt_format(task:Task, cfg:AgentConfig) -> str:
+    "The BFCL prompt format (ret_fmt=…&tool_call_tag=…&…) a prompt-mode request uses."
+    *_, configs, default = bfcl_prompting()
+    fmt = getattr(task, 'prompt_format', None) or cfg.prompt_format or default
+    if fmt not in configs and fmt != default: raise ValueError(f"unknown BFCL prompt format {fmt!r}; known: {', '.join(configs)}")
+    return fmt
+
+def tools_for(task:Task|list[dict]) -> list[dict]:
+    "The function docs as OpenAI tools, for native tool calling."
+    return [{'type': 'function', 'function': function_schema(f)} for f in _functions(task)]
+
 def messages_for(task:Task, cfg:AgentConfig) -> list[dict]:
-    "The chat messages: our system prompt first (a task's own system turn follows it), then the task's turns."
-    return [{'role': 'system', 'content': system_prompt(task, cfg)}] + [dict(m) for m in task.messages]
+    "The chat messages of the task's mode: our system prompt (json), BFCL's (prompt; a task's own system turn is appended to it, as BFCL does) or none (fc: the docs go as tools)."
+    ms = [dict(m) for m in task.messages]
+    mode = call_mode(task, cfg)
+    if mode == 'fc': return ms
+    if mode == 'json': return [{'role': 'system', 'content': system_prompt(task, cfg)}] + ms
+    formulate, *_ = bfcl_prompting()
+    sp = formulate(prompt_format(task, cfg), _functions(task))
+    if ms and ms[0]['role'] == 'system': return [{'role': 'system', 'content': sp + '\n\n' + ms[0]['content']}] + ms[1:]
+    return [{'role': 'system', 'content': sp}] + ms
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #e6d220ac
 def _bound(schema:dict, max_items:int) -> dict:
@@ -137,6 +167,56 @@ def parse_calls(text:str, schema:dict|None=None, dedupe:bool=True) -> Parsed:
         except jsonschema.ValidationError: valid = False
     return Parsed(calls, strict, valid, not strict)
 
+def _checked(calls:list[dict], schema:dict|None) -> bool:
+    if schema is None: return True
+    try: jsonschema.validate({'calls': calls}, schema); return True
+    except jsonschema.ValidationError: return False
+
+def parse_prompting(text:str, fmt:str, language:str='python', schema:dict|None=None) -> Parsed:
+    "Parse a prompt-mode answer with BFCL's own decoder for its format (Java and JavaScript: BFCL's language decoders)."
+    _, decode, params, RF, *_ = bfcl_prompting()
+    ret, tag, *_ = params(fmt)
+    rf = RF(language) if language != 'python' else RF(ret)
+    try: decoded = decode(text or '', rf, tag)
+    except Exception as e: return Parsed(None, False, False, False, f'BFCL decoder: {type(e).__name__}: {str(e)[:120]}')
+    if not isinstance(decoded, list) or not all(isinstance(d, dict) and len(d) == 1 for d in decoded):
+        return Parsed(None, True, False, False, 'BFCL decoder: not a list of calls')
+    calls = [{'name': n, 'arguments': a if isinstance(a, dict) else {}} for d in decoded for n, a in d.items()]
+    return Parsed(calls, True, _checked(calls, schema), False)
+
+def parse_tool_calls(c:Completion, schema:dict|None=None, dedupe:bool=True) -> Parsed:
+    "The calls of a native tool-calling answer: no tool_calls is an answer without calls (BFCL's FC mode); an answer cut off mid-calls goes through the repair pass."
+    if c.tool_calls is None:
+        if c.finish_reason == 'length':   # the server could not parse it: what it sent is the unfinished array of calls
+            p = parse_calls(c.text, schema, dedupe)
+            return dataclasses.replace(p, json_valid=False, repaired=p.calls is not None, error=p.error or 'cut off before its tool calls ended')
+        return Parsed([], True, _checked([], schema), False)
+    calls = []
+    for t in c.tool_calls:
+        try: args = json.loads(t.get('arguments') or '{}')
+        except json.JSONDecodeError: return Parsed(None, False, False, False, f"tool call {t.get('name')!r}: arguments are not JSON")
+        if not isinstance(args, dict): return Parsed(None, False, False, False, f"tool call {t.get('name')!r}: arguments are not an object")
+        calls.append({'name': t.get('name') or '', 'arguments': args})
+    if dedupe: calls = list({json.dumps(x, sort_keys=True): x for x in calls}.values())   # the repetition guard, as for the contract
+    return Parsed(calls, True, _checked(calls, schema), False)
+
+def _py(v) -> str: return repr(v)
+
+def render_calls(calls:list[dict], fmt:str) -> str:
+    "Calls written as a BFCL prompt format asks for them (python, json, verbose_xml or concise_xml; in <TOOLCALL> tags when it says so)."
+    _, _, params, *_ = bfcl_prompting()
+    ret, tag, *_ = params(fmt)
+    typ = lambda v: ('boolean' if isinstance(v, bool) else 'integer' if isinstance(v, int) else 'float' if isinstance(v, float) else
+                     'array' if isinstance(v, list) else 'dict' if isinstance(v, dict) else 'null' if v is None else 'string')
+    raw = lambda v: v if isinstance(v, str) else repr(v) if isinstance(v, (list, dict)) else str(v)
+    if ret == 'python': out = '[' + ', '.join(f"{c['name']}(" + ', '.join(f'{k}={_py(v)}' for k, v in c['arguments'].items()) + ')' for c in calls) + ']'
+    elif ret == 'json': out = json.dumps([{'function': c['name'], 'parameters': c['arguments']} for c in calls])
+    elif ret == 'verbose_xml':
+        out = '<functions>' + ''.join(f"<function name={quoteattr(c['name'])}><params>" + ''.join(f'<param name={quoteattr(k)} value={quoteattr(raw(v))} type="{typ(v)}"/>' for k, v in c['arguments'].items()) + '</params></function>' for c in calls) + '</functions>'
+    else:
+        out = '<functions>' + ''.join(f"<function name={quoteattr(c['name'])}>" + ''.join(f'<param name={quoteattr(k)} type="{typ(v)}">{escape(raw(v))}</param>' for k, v in c['arguments'].items()) + '</function>' for c in calls) + '</functions>'
+    return f'<TOOLCALL>{out}</TOOLCALL>' if tag else out
+
 def to_bfcl(calls:list[dict]|None):
     "Our calls in BFCL's decoded format [{name: arguments}]; unparseable output becomes a string BFCL rejects."
     if calls is None: return 'unparseable'
@@ -144,9 +224,12 @@ def to_bfcl(calls:list[dict]|None):
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #baa72598
 def request_for(task:Task, cfg:AgentConfig, seed:int|None=None) -> ChatRequest:
+    "The engine request for `task` in its call mode: constrained to our contract (json, when `constrained`), free (prompt) or with tools (fc)."
+    mode = call_mode(task, cfg)
     return ChatRequest(messages_for(task, cfg), max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                       seed=cfg.seed if seed is None else seed, json_schema=contract_schema(task, cfg) if cfg.constrained else None,
-                       think=cfg.think, max_thought_tokens=cfg.max_thought_tokens, metadata={'category': task.category})
+                       seed=cfg.seed if seed is None else seed, json_schema=contract_schema(task, cfg) if cfg.constrained and mode == 'json' else None,
+                       think=cfg.think, max_thought_tokens=cfg.max_thought_tokens, metadata={'category': task.category},
+                       tools=tools_for(task) if mode == 'fc' else None, tool_choice=cfg.tool_choice if mode == 'fc' else None)
 
 @dataclass
 class AgentResult:
@@ -158,7 +241,10 @@ class AgentResult:
 
 def outcome(task:Task, c:Completion, cfg:AgentConfig) -> AgentResult:
     "Parse and judge one completion."
-    parsed = parse_calls(c.text, contract_schema(task, cfg), cfg.dedupe_calls)
+    mode, schema = call_mode(task, cfg), contract_schema(task, cfg)
+    if mode == 'fc': parsed = parse_tool_calls(c, schema, cfg.dedupe_calls)
+    elif mode == 'prompt': parsed = parse_prompting(c.text, prompt_format(task, cfg), task.language, schema)
+    else: parsed = parse_calls(c.text, schema, cfg.dedupe_calls)
     v = judge(task, to_bfcl(parsed.calls))
     return AgentResult(task, c, parsed, v.success, v.error_type)
 

@@ -39,6 +39,7 @@ class Record(BaseModel):
     engine_id: str = Field('', description="which engine answered: hf, openai, vllm, serve, ...")
     model_id: str = Field('', description="the model, with its adapter chain (base+name@version)")
     backend: str|None = Field(None, description="the gateway backend that served it, when it went through the gateway")
+    call_mode: Literal['json', 'prompt', 'fc'] = Field('json', description="how the agent asked: our JSON contract, BFCL's prompt mode, or native tool calling (FC)")
     # timestamps (wall clock, s)
     t_scheduled: float|None = Field(None, description="open loop: when it was due to be sent")
     t_submit: float = Field(description="when it was sent")
@@ -90,7 +91,7 @@ class Record(BaseModel):
 
 RECORD_GROUPS = {
     'identity': ['schema_version', 'run_id', 'stage', 'task_id', 'category', 'split', 'config_hash', 'config', 'repeat', 'seed', 'load_level', 'mode'],
-    'engine': ['engine_id', 'model_id', 'backend'],
+    'engine': ['engine_id', 'model_id', 'backend', 'call_mode'],
     'timestamps': ['t_scheduled', 't_submit', 't_first_token', 't_end', 't_chunks', 'chunk_tokens'],
     'latency': ['ttft_s', 'e2e_s', 'tpot_s', 'send_lag_s'],
     'tokens': ['prompt_tokens', 'completion_tokens', 'thought_tokens'],

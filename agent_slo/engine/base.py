@@ -4,14 +4,15 @@
 
 # %% ../../nbs/10_engine/10_base.ipynb #e8d50c47
 from __future__ import annotations
-import threading, uuid
+import dataclasses, json, threading, uuid
 from dataclasses import dataclass, field, asdict
 from typing import Callable
 
 # %% auto #0
-__all__ = ['REFUSED_CODE', 'THINK_OPEN', 'THINK_CLOSE', 'ChatRequest', 'Completion', 'EngineError', 'EndpointUnreachable',
-           'EngineTimeout', 'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused', 'ServerError', 'BadRequest',
-           'split_thought', 'Engine']
+__all__ = ['REFUSED_CODE', 'THINK_OPEN', 'THINK_CLOSE', 'TOOLS_PROMPT', 'ChatRequest', 'Completion', 'EngineError',
+           'EndpointUnreachable', 'EngineTimeout', 'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused',
+           'ServerError', 'BadRequest', 'split_thought', 'tool_call_schema', 'generic_tools', 'parse_tool_output',
+           'Engine']
 
 # %% ../../nbs/10_engine/10_base.ipynb #f15acdd3
 @dataclass
@@ -28,6 +29,8 @@ class ChatRequest:
     priority: int|None = None             # scheduling priority, lower runs first (vLLM's priority scheduler; the gateway's queue)
     deadline_ms: float|None = None        # answer wanted within this many ms of arrival: the gateway orders by deadline (EDF)
     metadata: dict|None = None            # what the caller knows of the request (e.g. its task category): the gateway's scheduler reads it
+    tools: list[dict]|None = None         # native tool calling: OpenAI tool specs [{'type': 'function', 'function': {name, description, parameters}}]
+    tool_choice: str|dict|None = None     # 'auto' (default with tools), 'required', 'none' or {'type': 'function', 'function': {'name': ...}}
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     t_submit: float|None = None           # wall time the request arrived; set by the caller for queueing
     cancelled: threading.Event|None = field(default=None, repr=False, compare=False)  # set to stop early
@@ -37,6 +40,7 @@ class ChatRequest:
         if self.max_tokens < 1: raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if not 0 <= self.temperature <= 2: raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
         if not 0 < self.top_p <= 1: raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.tools is not None and self.json_schema is not None: raise ValueError("a request asks for tools or for a JSON Schema, not both")
 
 @dataclass
 class Completion:
@@ -56,6 +60,7 @@ class Completion:
     model_id: str = ''
     request_id: str = ''
     backend: str|None = None      # the gateway backend that served it, when it went through `agent-slo serve`
+    tool_calls: list[dict]|None = None   # native tool calling: [{'id', 'name', 'arguments' (a JSON string, as the API sends it)}]
 
     @property
     def ttft_s(self) -> float|None: return None if self.t_first_token is None else self.t_first_token - self.t_submit
@@ -92,6 +97,63 @@ def split_thought(text:str) -> tuple[str|None, str]:
     if THINK_CLOSE not in body: return body.strip(), ''
     thought, answer = body.split(THINK_CLOSE, 1)
     return thought.strip(), answer.strip()
+
+# %% ../../nbs/10_engine/10_base.ipynb #71bb5c04
+TOOLS_PROMPT = ("You can call these tools, given as JSON Schema:\n{tools}\n\n"
+                'Answer with a JSON array of tool calls, [{{"name": "<tool name>", "arguments": {{...}}}}], and nothing else. '
+                "Answer [] if no tool fits.")
+
+def _tool_fns(tools:list[dict]) -> list[dict]:
+    "The function specs of OpenAI tools, checked."
+    out = []
+    for t in tools or []:
+        f = t.get('function') if isinstance(t, dict) and t.get('type', 'function') == 'function' else None
+        if not isinstance(f, dict) or not isinstance(f.get('name'), str):
+            raise ValueError(f"a tool must be {{'type': 'function', 'function': {{'name': ..., 'parameters': ...}}}}, got {str(t)[:120]}")
+        out.append(f)
+    return out
+
+def tool_call_schema(tools:list[dict], tool_choice:str|dict|None='auto', max_calls:int=8) -> dict:
+    "The JSON Schema of an answer made of calls to `tools`: an array of {name, arguments}, at least one call unless `tool_choice` is 'auto'."
+    fns = _tool_fns(tools)
+    if isinstance(tool_choice, dict):
+        want = (tool_choice.get('function') or {}).get('name')
+        fns = [f for f in fns if f['name'] == want]
+        if not fns: raise ValueError(f"tool_choice names {want!r}, which is not among the tools")
+    elif tool_choice not in (None, 'auto', 'required'): raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or a named function, got {tool_choice!r}")
+    items = [{'type': 'object', 'additionalProperties': False, 'required': ['name', 'arguments'],
+              'properties': {'name': {'const': f['name']}, 'arguments': f.get('parameters') or {'type': 'object'}}} for f in fns]
+    return {'type': 'array', 'minItems': 0 if tool_choice in (None, 'auto') else 1, 'maxItems': max_calls,
+            'items': items[0] if len(items) == 1 else {'anyOf': items}}
+
+def _with_system(messages:list[dict], text:str) -> list[dict]:
+    "Messages with `text` opening the system message (one is added if there is none)."
+    ms = [dict(m) for m in messages]
+    if ms and ms[0].get('role') == 'system': ms[0]['content'] = text + '\n\n' + (ms[0].get('content') or '')
+    else: ms.insert(0, {'role': 'system', 'content': text})
+    return ms
+
+def _flat(m:dict) -> dict:
+    "A message as plain text: an assistant's tool calls as the JSON array it answered with, a tool result as its content."
+    if m.get('tool_calls'):
+        calls = [{'name': c['function']['name'], 'arguments': json.loads(c['function'].get('arguments') or '{}')} for c in m['tool_calls']]
+        return {'role': 'assistant', 'content': json.dumps(calls, ensure_ascii=False)}
+    return {'role': m['role'], 'content': m.get('content') or ''}
+
+def generic_tools(req:ChatRequest, max_calls:int=8) -> ChatRequest:
+    "The plain request an engine without a tool parser runs for `req`: tools in the system message, the answer constrained to calls."
+    if not req.tools or req.tool_choice == 'none': return dataclasses.replace(req, tools=None, tool_choice=None, messages=[_flat(m) for m in req.messages])
+    schema = tool_call_schema(req.tools, req.tool_choice, max_calls)
+    fns = json.dumps(_tool_fns(req.tools), ensure_ascii=False)
+    return dataclasses.replace(req, tools=None, tool_choice=None, json_schema=schema,
+                               messages=_with_system([_flat(m) for m in req.messages], TOOLS_PROMPT.format(tools=fns)))
+
+def parse_tool_output(text:str) -> list[dict]|None:
+    "The calls in a generic tool answer as `Completion.tool_calls` ([] for none); None if it is not an array of calls."
+    try: arr = json.loads(text)
+    except (json.JSONDecodeError, TypeError): return None
+    if not isinstance(arr, list) or not all(isinstance(c, dict) and isinstance(c.get('name'), str) and isinstance(c.get('arguments', {}), dict) for c in arr): return None
+    return [{'id': f'call_{uuid.uuid4().hex[:12]}', 'name': c['name'], 'arguments': json.dumps(c.get('arguments', {}), ensure_ascii=False)} for c in arr]
 
 # %% ../../nbs/10_engine/10_base.ipynb #2cc85539
 class Engine:

@@ -90,6 +90,7 @@ class OpenAIEngine(Engine):
         if req.json_schema is True: p['response_format'] = {'type': 'json_object'}
         elif req.json_schema:
             p['response_format'] = {'type': 'json_schema', 'json_schema': {'name': 'output', 'schema': req.json_schema, 'strict': True}}
+        if req.tools is not None: p['tools'], p['tool_choice'] = req.tools, req.tool_choice or 'auto'
         extra = {}
         if req.max_thought_tokens: extra['max_thought_tokens'] = req.max_thought_tokens
         if req.think: extra['think'] = True
@@ -104,7 +105,7 @@ class OpenAIEngine(Engine):
         params = self._params(req)
         backend = [None]
         def run():
-            times, ntoks, parts, reasoning, usage, finish = [], [], [], [], None, None
+            times, ntoks, parts, reasoning, usage, finish, calls = [], [], [], [], None, None, {}
             raw = self.client.chat.completions.with_raw_response.create(**params)
             backend[0] = raw.headers.get('x-agent-slo-backend')   # set by the agent-slo gateway
             stream = raw.parse()
@@ -117,14 +118,18 @@ class OpenAIEngine(Engine):
                     finish = ch.finish_reason or finish
                     text = ch.delta.content or ''
                     thought = (ch.delta.model_extra or {}).get('reasoning_content') or (ch.delta.model_extra or {}).get('reasoning') or ''
-                    if text or thought:
+                    for tc in ch.delta.tool_calls or []:   # streamed tool calls: pieces of name and arguments, by index
+                        c = calls.setdefault(tc.index, {'id': '', 'name': '', 'arguments': ''})
+                        c['id'] = tc.id or c['id']
+                        if tc.function is not None: c['name'] += tc.function.name or ''; c['arguments'] += tc.function.arguments or ''
+                    if text or thought or ch.delta.tool_calls:
                         times.append(now); ntoks.append(1)
                         parts.append(text); reasoning.append(thought)
                         if text and on_delta: on_delta(text)
                     if req.cancelled is not None and req.cancelled.is_set(): finish = 'cancelled'; break
             finally: stream.close()
-            return times, ntoks, parts, reasoning, usage, finish
-        times, ntoks, parts, reasoning, usage, finish = self._call(run)
+            return times, ntoks, parts, reasoning, usage, finish, [calls[i] for i in sorted(calls)]
+        times, ntoks, parts, reasoning, usage, finish, calls = self._call(run)
         t_end = time.time()
         raw = ''.join(parts)
         thought, answer = split_thought(raw)
@@ -135,10 +140,12 @@ class OpenAIEngine(Engine):
         n_completion = usage.completion_tokens if usage else len(times)
         if usage and times:  # spread the server's count over the chunks, so ITL can weight multi-token chunks
             per = n_completion / len(times); ntoks = [per]*len(times)
+        if finish == 'tool_calls': finish = 'stop'   # the record's finish reasons: stop, length, cancelled
         return Completion(text=answer, finish_reason=finish or 'stop', prompt_tokens=usage.prompt_tokens if usage else 0,
                           completion_tokens=n_completion, thought_tokens=n_thought, thought=thought, t_submit=t_submit,
                           t_first_token=times[0] if times else None, t_chunks=times, chunk_tokens=ntoks,
-                          t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id, backend=backend[0])
+                          t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id, backend=backend[0],
+                          tool_calls=calls if req.tools is not None and (calls or finish in ('stop', 'tool_calls')) else None)
 
     def _encode(self, text:str) -> list:
         "A rough token count for servers that report none: whitespace pieces."

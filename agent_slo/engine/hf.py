@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.config import Settings, load_settings
 from ..core.artifacts import adapter_chain, adapter_tag, resolve_adapter
-from .base import ChatRequest, Completion, Engine, EngineError, BadRequest, THINK_OPEN, THINK_CLOSE, split_thought
+from .base import ChatRequest, Completion, Engine, EngineError, BadRequest, THINK_OPEN, THINK_CLOSE, split_thought, generic_tools, parse_tool_output
 
 # %% auto #0
 __all__ = ['EMBEDDED_PACKAGE', 'embedded_gguf', 'convert_gguf', 'resolve_model_dir', 'base_model', 'RowControl', 'TimingStreamer',
@@ -232,6 +232,8 @@ class HFEngine(Engine):
         keys = {(r.temperature, r.top_p) for r in reqs}
         if len(keys) > 1: raise ValueError(f"one batch must share temperature and top_p, got {sorted(keys)}")
         temperature, top_p = keys.pop()
+        tooled = [r.tools is not None and r.tool_choice != 'none' for r in reqs]
+        reqs = [generic_tools(r) if r.tools is not None or any(m.get('tool_calls') for m in r.messages) else r for r in reqs]   # SmolLM2 has no tool template or parser
         rows = [_Row(r, xgr.GrammarMatcher(self.grammar(r.json_schema)) if r.json_schema else None, r.think) for r in reqs]
         prompts = [self.prompt_text(r) for r in reqs]
         with self._lock:
@@ -247,16 +249,18 @@ class HFEngine(Engine):
                 model.generate(**enc, generation_config=gc, logits_processor=[control], streamer=streamer)
         t_end = time.time()
         out = []
-        for r, row, n_prompt in zip(reqs, rows, enc['attention_mask'].sum(1).tolist()):
+        for r, row, n_prompt, tools in zip(reqs, rows, enc['attention_mask'].sum(1).tolist(), tooled):
             raw = (self.open_text if r.think else '') + self.tok.decode(row.tokens, skip_special_tokens=True)
             thought, answer = split_thought(raw)
+            calls = parse_tool_output(answer) if tools else None
+            if calls is not None: answer = ''   # the answer was its calls
             finish = row.finish or ('length' if len(row.tokens) >= r.max_tokens else 'stop')
             out.append(Completion(text=answer, finish_reason=finish, prompt_tokens=n_prompt,
                                   completion_tokens=len(row.tokens), thought_tokens=row.thought_tokens if thought is not None else 0,
                                   thought=thought, t_submit=r.t_submit or t0,
                                   t_first_token=row.times[0] if row.times else None, t_chunks=row.times,
                                   chunk_tokens=[1]*len(row.times), t_end=row.times[-1] if row.times else t_end,
-                                  engine_id=self.engine_id, model_id=model_id, request_id=r.request_id))
+                                  engine_id=self.engine_id, model_id=model_id, request_id=r.request_id, tool_calls=calls))
         return out
 
 # %% ../../nbs/10_engine/11_hf.ipynb #1f166737

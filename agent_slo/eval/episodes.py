@@ -15,7 +15,7 @@ from ..core.records import Record, RecordWriter, read_records, done_keys
 from ..core.stats import rate_ci
 from ..engine.base import Engine
 from ..tasks.multiturn import Episode
-from ..agent.toolcall import AgentConfig
+from ..agent.toolcall import AgentConfig, call_mode
 from ..agent.episode import Step, run_episode
 from .harness import config_id, completion_fields, error_fields
 from . import metrics
@@ -59,7 +59,7 @@ def run_episodes(engine:Engine, episodes:list[Episode], cfg:AgentConfig, out:str
     with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'episodes {cfg.prompt_id}', disable=not progress, leave=False, mininterval=2) as bar:
         for e, rep in todo:
             ident = dict(run_id=run_id, task_id=e.id, category=e.category, split=e.split, config_hash=h, repeat=rep, seed=cfg.seed + rep,
-                         engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), episode_id=f'{e.id}#{rep}')
+                         engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), episode_id=f'{e.id}#{rep}', call_mode=call_mode(None, cfg))
             old = recorded[(e.id, rep)]
             steps: list[dict] = []
             def on_step(s:Step):

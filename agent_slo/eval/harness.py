@@ -16,7 +16,7 @@ from ..core.config import config_hash
 from ..core.records import Record, RecordWriter, load_records, done_keys
 from ..engine.base import Engine, EngineError, Completion, ChatRequest
 from ..tasks.bfcl import Task
-from ..agent.toolcall import AgentConfig, request_for, outcome, normalise_calls
+from ..agent.toolcall import AgentConfig, request_for, outcome, normalise_calls, call_mode
 from . import metrics
 
 # %% auto #0
@@ -50,7 +50,8 @@ def make_record(run_id:str, task:Task, cfg_hash:str, repeat:int, seed:int, engin
     "One request's `Record`, from its completion (judged here) or the engine error it raised; `extra` sets further record fields (e.g. `window`)."
     ident = dict(run_id=run_id, stage=stage, task_id=task.id, category=task.category, split=task.split, config_hash=cfg_hash,
                  repeat=repeat, seed=seed, load_level=load_level, mode='closed' if load_level is None else 'open',
-                 engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), t_scheduled=t_scheduled, **extra)
+                 engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), t_scheduled=t_scheduled,
+                 call_mode=call_mode(task, cfg), **extra)
     if c is None: return Record(**ident, **error_fields(err, t_submit, t_scheduled))   # the engine gave no answer
     res = outcome(task, c, cfg)
     p = res.parsed

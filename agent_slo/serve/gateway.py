@@ -21,7 +21,7 @@ from ..core.config import Settings, BackendSpec, ConfigError, load_settings, cle
 from ..core.artifacts import artifacts_root
 from ..core.procs import ManagedServer, free_port
 from ..core.records import Record, RecordWriter
-from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE
+from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
@@ -39,6 +39,8 @@ class Message(BaseModel):
     model_config = ConfigDict(extra='allow')
     role: Literal['system', 'developer', 'user', 'assistant', 'tool']
     content: str|list[dict]|None = None
+    tool_calls: list[dict]|None = None     # an assistant's earlier calls
+    tool_call_id: str|None = None          # a tool result: the call it answers
 
     def text(self) -> str:
         "Content as plain text; list content keeps its text parts."
@@ -81,6 +83,8 @@ class ChatBody(BaseModel):
     stream: bool = False
     stream_options: StreamOptions|None = None
     response_format: ResponseFormat|None = None
+    tools: list[dict]|None = Field(None, description="native tool calling: OpenAI function tools")
+    tool_choice: str|dict|None = Field(None, description="'auto' (default), 'required', 'none' or a named function")
     max_thought_tokens: int|None = Field(None, ge=1)
     think: bool = False
     priority: int|None = Field(None, description="lower runs first (vLLM's convention); reaches vLLM's priority scheduler")
@@ -96,11 +100,17 @@ class ChatBody(BaseModel):
             js = rf.json_schema or {}
             schema = js.get('schema', js if 'type' in js else None)
             if not isinstance(schema, dict): raise BadRequest("response_format.json_schema.schema must be a JSON Schema object")
-        msgs = [{'role': 'system' if m.role == 'developer' else m.role, 'content': m.text()} for m in self.messages]
+        msgs = [{'role': 'system' if m.role == 'developer' else m.role, 'content': m.text(), **({'tool_calls': m.tool_calls} if m.tool_calls else {})}
+                for m in self.messages]
+        if self.tools is not None:
+            if schema is not None: raise BadRequest("ask for tools or for a response_format, not both")
+            try: tool_call_schema(self.tools, None if self.tool_choice == 'none' else self.tool_choice)   # a malformed tool is a 400
+            except ValueError as e: raise BadRequest(str(e)) from None
         return ChatRequest(msgs, max_tokens=self.max_completion_tokens or self.max_tokens or default_max_tokens,
                            temperature=self.temperature, top_p=self.top_p, seed=self.seed, json_schema=schema,
                            max_thought_tokens=self.max_thought_tokens, think=self.think, t_submit=t_submit,
-                           priority=priority, metadata=self.metadata, cancelled=threading.Event())
+                           priority=priority, metadata=self.metadata, cancelled=threading.Event(),
+                           tools=self.tools, tool_choice=self.tool_choice if self.tools is not None else None)
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #091a4416
 class Ticket:
@@ -309,7 +319,10 @@ def _usage(c:Completion) -> dict:
             'total_tokens': c.prompt_tokens + c.completion_tokens,
             'completion_tokens_details': {'reasoning_tokens': c.thought_tokens}}
 
-def _finish(c:Completion) -> str: return 'length' if c.finish_reason == 'length' else 'stop'
+def _finish(c:Completion) -> str: return 'length' if c.finish_reason == 'length' else 'tool_calls' if c.tool_calls else 'stop'
+
+def _tool_calls(c:Completion) -> list[dict]:
+    return [{'id': t['id'], 'type': 'function', 'function': {'name': t['name'], 'arguments': t['arguments']}} for t in c.tool_calls or []]
 
 class LocalBackend(Backend):
     "An engine in this process (the embedded transformers engine by default) behind the `Batcher`: adapters, logits and features live here."
@@ -329,8 +342,9 @@ class LocalBackend(Backend):
     async def chat(self, body, raw, tr, finish):
         try: req = body.to_request(t_submit=tr.t_arrival, priority=tr.priority)
         except (BadRequest, ValueError) as e: tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e))
-        if req.json_schema not in (None, True) and hasattr(self.engine, 'grammar'):
-            try: await asyncio.to_thread(self.engine.grammar, req.json_schema)  # compile now: a bad schema is a 400, not a 500
+        schema = generic_tools(req).json_schema if req.tools is not None else req.json_schema
+        if schema not in (None, True) and hasattr(self.engine, 'grammar'):
+            try: await asyncio.to_thread(self.engine.grammar, schema)  # compile now: a bad schema is a 400, not a 500
             except BadRequest as e: tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e), param='response_format')
         ticket = self.batcher.submit(req, asyncio.get_running_loop())
         if ticket is None: r = self.busy(tr); finish(tr); return r
@@ -347,7 +361,8 @@ class LocalBackend(Backend):
                 return _error(status, f"{type(payload).__name__}: {payload}", 'server_error' if status == 500 else 'invalid_request_error', headers=headers)
         c = payload
         self._trace(tr, c); finish(tr)
-        msg = {'role': 'assistant', 'content': c.text}
+        msg = {'role': 'assistant', 'content': None if c.tool_calls else c.text}
+        if c.tool_calls: msg['tool_calls'] = _tool_calls(c)
         if c.thought is not None: msg['reasoning_content'] = c.thought
         return JSONResponse({'id': rid, 'object': 'chat.completion', 'created': created, 'model': c.model_id or model,   # the model that actually answered
                              'choices': [{'index': 0, 'message': msg, 'finish_reason': _finish(c), 'logprobs': None}], 'usage': _usage(c)}, headers=headers)
@@ -369,13 +384,17 @@ class LocalBackend(Backend):
             yield chunk({'role': 'assistant', 'content': ''})
             while True:
                 kind, payload = await ticket.events.get()
-                if kind == 'delta': yield chunk({'content': payload})
+                if kind == 'delta':
+                    if body.tools is None: yield chunk({'content': payload})   # with tools the text is the calls: sent whole at the end
+                    continue
                 elif kind == 'error':
                     tr.fail(500, getattr(payload, 'error_type', 'server_error'), f'{type(payload).__name__}: {payload}')
                     yield f"data: {json.dumps({'error': {'message': tr.error_message, 'type': 'server_error'}})}\n\n"
                     done = True; return
                 else:
                     c = payload; self._trace(tr, c)
+                    if c.tool_calls: yield chunk({'tool_calls': [{'index': i, **t} for i, t in enumerate(_tool_calls(c))]})
+                    elif body.tools is not None and c.text: yield chunk({'content': c.text})
                     yield chunk({}, _finish(c))
                     if body.stream_options and body.stream_options.include_usage: yield chunk({}, usage=_usage(c), choices=False)
                     yield "data: [DONE]\n\n"

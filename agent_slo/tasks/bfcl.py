@@ -16,10 +16,10 @@ from ..core.config import Settings, load_settings
 
 # %% auto #0
 __all__ = ['BFCL_VERSION', 'LANGUAGES', 'AST_CATEGORIES', 'RELEVANCE_CATEGORIES', 'IRRELEVANCE_CATEGORIES', 'CATEGORIES',
-           'MULTI_TURN_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL', 'LEADERBOARD_GROUPS',
-           'LEADERBOARD_WEIGHTS', 'bfcl_checker', 'Task', 'bfcl_data_dir', 'load_bfcl', 'to_json_schema',
-           'function_schema', 'split_of', 'heldout', 'subset', 'Verdict', 'judge', 'literal', 'ground_truth_calls',
-           'leaderboard']
+           'MULTI_TURN_CATEGORIES', 'FORMAT_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL',
+           'LEADERBOARD_GROUPS', 'LEADERBOARD_WEIGHTS', 'bfcl_checker', 'bfcl_prompting', 'Task', 'bfcl_data_dir',
+           'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset', 'Verdict', 'judge',
+           'literal', 'ground_truth_calls', 'leaderboard']
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #8916da81
 class _ModelConfig:
@@ -42,6 +42,17 @@ def bfcl_checker(settings:Settings|None=None):
     from bfcl_eval.utils import is_empty_output, is_function_calling_format_output, _func_doc_language_specific_pre_processing
     return ast_checker, Language, is_empty_output, is_function_calling_format_output, _func_doc_language_specific_pre_processing
 
+@lru_cache(maxsize=1)
+def bfcl_prompting():
+    "BFCL's prompt mode: (formulate_system_prompt, default_decode_ast_prompting, parse_prompt_variation_params, ReturnFormat, its 26 format configs, its default config)."
+    bfcl_checker()
+    from bfcl_eval.model_handler.utils import formulate_system_prompt, default_decode_ast_prompting, parse_prompt_variation_params
+    from bfcl_eval.constants.enums import ReturnFormat
+    from bfcl_eval.constants.default_prompts import DEFAULT_SYSTEM_PROMPT_FORMAT
+    from bfcl_eval.utils import get_all_format_sensitivity_configs
+    return (formulate_system_prompt, default_decode_ast_prompting, parse_prompt_variation_params, ReturnFormat,
+            tuple(get_all_format_sensitivity_configs()), DEFAULT_SYSTEM_PROMPT_FORMAT)
+
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #d700839a
 BFCL_VERSION = 'BFCL_v4'
@@ -52,6 +63,7 @@ RELEVANCE_CATEGORIES = ['live_relevance']                 # at least one call is
 IRRELEVANCE_CATEGORIES = ['irrelevance', 'live_irrelevance']   # no call is right
 CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES
 MULTI_TURN_CATEGORIES = ['multi_turn_base', 'multi_turn_miss_func', 'multi_turn_miss_param', 'multi_turn_long_context']
+FORMAT_CATEGORIES = ['format_sensitivity']   # non-scoring: 200 tasks under each of BFCL's 26 prompt formats
 ONLINE_CATEGORIES = {'web_search': "BFCL's web_search needs the internet and a SerpAPI key (SERPAPI_API_KEY); it does not run offline"}
 
 @dataclass
@@ -63,9 +75,12 @@ class Task:
     functions: list[dict]         # BFCL function docs as the model sees them (Java/JavaScript: BFCL's string-typed form)
     ground_truth: list[dict]|None # [{name: {param: [acceptable values]}}]; None for (ir)relevance: no answer to match
     shipped: list[dict]|None = None   # the docs as shipped, which BFCL's checker reads, where they differ from `functions`
+    prompt_format: str|None = None    # format_sensitivity: the BFCL prompt format it must be asked and answered in
 
     @property
-    def split(self) -> str: return split_of(self.id)
+    def base_id(self) -> str: return self.id.split(':')[-1]   # format_sensitivity ids end in the task they repeat
+    @property
+    def split(self) -> str: return split_of(self.base_id)
     @property
     def language(self) -> str: return LANGUAGES.get(self.category, 'python')
     @property
@@ -89,6 +104,7 @@ def _unknown(category:str) -> ValueError:
 
 @lru_cache(maxsize=None)
 def _load(category:str) -> tuple[Task, ...]:
+    if category in FORMAT_CATEGORIES: return _format_tasks()
     if category not in CATEGORIES: raise _unknown(category)
     d = bfcl_data_dir()
     rows = _jsonl(d/f'{BFCL_VERSION}_{category}.json')
@@ -100,8 +116,19 @@ def _load(category:str) -> tuple[Task, ...]:
         return tuple(Task(r['id'], category, r['question'][0], pre(copy.deepcopy(r['function']), category), answers.get(r['id']), r['function']) for r in rows)
     return tuple(Task(r['id'], category, r['question'][0], r['function'], answers.get(r['id'])) for r in rows)
 
+def _format_tasks() -> tuple[Task, ...]:
+    "format_sensitivity as BFCL builds it (`load_format_sensitivity_test_cases`): each listed task under each prompt format, numbered in that order."
+    *_, configs, _ = bfcl_prompting()
+    ids = json.loads((bfcl_data_dir()/f'{BFCL_VERSION}_format_sensitivity.json').read_text())
+    base = [t for cat, keep in ids.items() if keep for t in _load(cat) if t.id in set(keep)]
+    out, i = [], 0
+    for t in base:
+        for cfg in configs:
+            out.append(Task(f'format_sensitivity_{i}:{cfg}:{t.id}', 'format_sensitivity', t.messages, t.functions, t.ground_truth, t.shipped, cfg)); i += 1
+    return tuple(out)
+
 def load_bfcl(category:str) -> list[Task]:
-    "Every task of one BFCL v4 single-turn category."
+    "Every task of one BFCL v4 single-turn category (format_sensitivity included: it is not scored, but it runs)."
     return list(_load(category))
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #3dde3399
@@ -176,7 +203,8 @@ def judge(task:Task, calls:list[dict]) -> Verdict:
     if not is_format(calls):
         return Verdict(False, 'ast_decoder:decoder_wrong_output_format', ['output is not a list of {name: {param: value}}'])
     lang = {'python': Language.PYTHON, 'java': Language.JAVA, 'javascript': Language.JAVASCRIPT}[task.language]
-    r = ast_checker(task.shipped or task.functions, calls, task.ground_truth, lang, task.category, JUDGE_MODEL)
+    checked_as = task.base_id if task.category in FORMAT_CATEGORIES else task.category   # BFCL passes the repeated id: it names parallel/multiple
+    r = ast_checker(task.shipped or task.functions, calls, task.ground_truth, lang, checked_as, JUDGE_MODEL)
     return Verdict(bool(r['valid']), r.get('error_type'), r.get('error', []))
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #331174e4
