@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
+.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,15 @@ p4: install vllm
 
 p5: install
 	$(BIN)/agent-slo p5
+
+# BFCL as a whole: every offline category in JSON, prompt and FC modes, the best registered adapter, format sensitivity,
+# the multi-turn episodes and the leaderboard's groups. The full run takes many hours on 2 cores (the report prints its
+# own estimate); bfcl-quick samples every category and runs in minutes.
+bfcl: install
+	$(BIN)/agent-slo bfcl
+
+bfcl-quick: install
+	$(BIN)/agent-slo bfcl --quick --out out/bfcl-quick
 
 # RL, each stage from its locked config in configs/rl/; adapters land in artifacts/lora/<name>/vN/
 #   train.sft   LoRA SFT on BFCL train-split ground truth (~20 min on 2 cores)

@@ -15,8 +15,8 @@ from ..eval import metrics
 # %% auto #0
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat',
            'scheduler_from_args', 'cmd_serve', 'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1',
-           'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps',
-           'build_parser', 'main']
+           'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
+           'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -248,6 +248,12 @@ def cmd_p4(s:Settings, args) -> int:
                                                                'attainment_e2e8', 'goodput_rps_e2e8', 'refused', 'over_2x_slo'], 'P4 policies and knobs'),
                                              ('p4_max_rate.csv', ['policy', 'seeds', 'max rate (req/s)', 'lo', 'hi', 'per seed', 'reading'], 'P4 max rate at the SLO')])
 
+def cmd_bfcl(s:Settings, args) -> int:
+    "BFCL as a whole: every offline category in three call modes, the best registered adapter, format sensitivity, episodes, the leaderboard's groups."
+    return _experiment(s, args, 'bfcl', 'bfcl', [('bfcl_categories.csv', ['model_id', 'call_mode', 'category', 'n', 'correct', 'accuracy', 'accuracy_lo', 'accuracy_hi', 'e2e_s_p95'], 'BFCL per category'),
+                                                 ('bfcl_leaderboard.csv', ['model', 'call_mode', 'group', 'n', 'score', 'lo', 'hi', 'missing'], 'BFCL groups'),
+                                                 ('bfcl_wall.csv', ['phase', 'items run', 'busy (s)', 's per item', 'full run (h)'], 'wall time')])
+
 def cmd_p5(s:Settings, args) -> int:
     "P5: budgeted self-consistency (fixed N, ESC, Adaptive-Consistency) replayed over batched samples."
     return _experiment(s, args, 'p5', 'p5', [('p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo',
@@ -376,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
     for name, text, out in (('p3', 'P3: constrained against free decoding, embedded and over the OpenAI-compatible path, with overhead per token', 'out/p3'),
                             ('p4', 'P4: scheduling policies (FCFS, SJF, EDF, admission) and KV/batching knobs on the managed vLLM, with the serving simulator', 'out/p4'),
-                            ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5')):
+                            ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5'),
+                            ('bfcl', 'BFCL as a whole: every offline category in JSON, prompt and FC modes, adapters, format sensitivity, multi-turn episodes, leaderboard groups', 'out/bfcl')):
         _experiment_parser(sub, name, text, out)
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
     e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
@@ -399,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
+            'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records'}
 

@@ -15,7 +15,7 @@ from .tables import config_label
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim']
+           'fig_p4_sim', 'fig_bfcl']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -292,4 +292,28 @@ def fig_p4_sim(val:pd.DataFrame, name:str='p4_sim', folder=None) -> list[Path]:
         for axis in (ax.xaxis, ax.yaxis):   # plain seconds on the log axes, no crowded minor labels
             axis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5))); axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f'{v:g}')); axis.set_minor_formatter(mticker.NullFormatter())
     if axes[0].get_legend(): sns.move_legend(axes[0], 'upper center', bbox_to_anchor=(1.1, -0.2), ncol=6, title=None, frameon=False)
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #e0f3484f
+def fig_bfcl(table:pd.DataFrame, name:str='bfcl_categories', folder=None) -> list[Path]:
+    "Accuracy (exact 95% CI) and p95 latency per BFCL category, by call mode, one column per model."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    models = list(dict.fromkeys(table['model_id'])); modes = list(dict.fromkeys(table['call_mode']))
+    cats = list(dict.fromkeys(table['category']))
+    fig, axes = plt.subplots(2, len(models), figsize=(max(6, 0.55*len(cats)*len(models) + 2), 6.2), squeeze=False, sharey='row')
+    pal = dict(zip(modes, sns.color_palette('colorblind', len(modes))))
+    for j, m in enumerate(models):
+        for i, mode in enumerate(modes):
+            d = table[(table['model_id'] == m) & (table['call_mode'] == mode)].set_index('category').reindex(cats)
+            x = np.arange(len(cats)) + (i - (len(modes) - 1)/2)*0.22
+            axes[0, j].errorbar(x, d['accuracy'], yerr=_yerr(d.fillna(0), 'accuracy'), fmt='o', ms=4, capsize=2, color=pal[mode], label=mode)
+            axes[1, j].plot(x, d['e2e_s_p95'], 's', ms=4, color=pal[mode], label=mode)
+        axes[0, j].set_title(m, fontsize=9); axes[0, j].set_ylim(-0.02, 1.02)
+        for ax in axes[:, j]: ax.set_xticks(np.arange(len(cats)), cats, rotation=55, ha='right', fontsize=7)
+    axes[0, 0].set_ylabel('accuracy (exact 95% CI)'); axes[1, 0].set_ylabel('p95 end-to-end per request (s)')
+    axes[0, 0].legend(title='call mode', fontsize=7, title_fontsize=7, loc='upper right')
+    n = table.groupby('category')['n'].max()
+    fig.suptitle(f"BFCL per category; n per cell {int(n.min())}–{int(n.max())}", fontsize=9)
+    fig.tight_layout()
     return save_fig(fig, name, folder)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/80_report/80_tables.ipynb #58a61919
 from __future__ import annotations
-import math
+import math, statistics
 import numpy as np, pandas as pd
 
 from ..core.stats import rate_ci, ci_cols, bootstrap_ci, paired_rate_diff, mcnemar
@@ -12,7 +12,7 @@ from ..eval import metrics
 
 # %% auto #0
 __all__ = ['DEFAULT_SLOS', 'P4_KEYS', 'config_label', 'summarise_records', 'aggregate', 'mode_table', 'model_table',
-           'paired_delta', 'win_rates', 'p4_table', 'max_rate_at_slo']
+           'paired_delta', 'win_rates', 'p4_table', 'max_rate_at_slo', 'bfcl_table', 'format_table']
 
 # %% ../../nbs/80_report/80_tables.ipynb #f0feb6c4
 DEFAULT_SLOS = {'ttft1_e2e5': {'ttft_s': 1.0, 'e2e_s': 5.0}, 'e2e15': {'e2e_s': 15.0}}
@@ -152,3 +152,26 @@ def max_rate_at_slo(att:pd.Series, target:float) -> tuple[float, str]:
             r0, r1, a0, a1 = rates[k-1], rates[k], vals[k-1], vals[k]
             return float(r0 + (a0 - target)/(a0 - a1)*(r1 - r0)), 'interpolated'
     return float(rates[-1]), 'at least'
+
+# %% ../../nbs/80_report/80_tables.ipynb #c6e60d5a
+def bfcl_table(df:pd.DataFrame, by=('model_id', 'call_mode', 'category')) -> pd.DataFrame:
+    "Per model, call mode and category: n, correct, accuracy with its exact interval, engine errors, and p50/p95 end-to-end latency per request."
+    rows = []
+    for keys, g in df.groupby(list(by), dropna=False):
+        n, k = len(g), int(g['success'].sum())
+        lat = g.loc[g['error_source'].ne('engine'), 'e2e_s'].dropna()
+        rows.append({**dict(zip(by, keys)), 'n': n, 'correct': k, **ci_cols('accuracy', rate_ci(k, n, method='exact')),
+                     'engine_errors': int(g['error_source'].eq('engine').sum()),
+                     'e2e_s_p50': float(lat.quantile(0.5)) if len(lat) else np.nan, 'e2e_s_p95': float(lat.quantile(0.95)) if len(lat) else np.nan})
+    return pd.DataFrame(rows)
+
+def format_table(df:pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    "format_sensitivity records per prompt format (accuracy, exact interval, n), and BFCL's spread across formats: max delta and standard deviation, in points."
+    d = df.assign(prompt_format=df['task_id'].str.split(':').str[1])
+    t = bfcl_table(d, by=('prompt_format',))
+    for part in ('ret_fmt', 'tool_call_tag', 'func_doc_fmt', 'prompt_fmt', 'style'):
+        t[part] = t['prompt_format'].str.extract(f'{part}=([^&]+)')[0]
+    acc = t['accuracy'].tolist()
+    spread = {'formats': len(acc), 'max_delta_pts': round(100*(max(acc) - min(acc)), 2) if len(acc) > 1 else 0.0,
+              'std_pts': round(100*statistics.stdev(acc), 2) if len(acc) > 1 else 0.0, 'n_per_format': sorted(set(t['n']))}
+    return t, spread
