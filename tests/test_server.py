@@ -132,3 +132,28 @@ def test_local_server_dies_with_its_parent():
     deadline = time.time() + 20
     while time.time() < deadline and psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE: time.sleep(0.2)
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE, "the server outlived its parent"
+
+def test_native_tool_calling_bfcl(server, tmp_path):
+    "BFCL's FC mode against the real server: the official client sends `tools`, the answer comes back as `tool_calls` (streamed and not), the agent's records say fc and BFCL's checker judges them."
+    from agent_slo.tasks.bfcl import load_bfcl
+    from agent_slo.agent.toolcall import AgentConfig, tools_for
+    from agent_slo.eval.harness import run_suite
+    from agent_slo.core.records import read_records
+    task = load_bfcl('simple_python')[1]
+    r = client(server).chat.completions.create(model=MODEL, messages=task.messages, tools=tools_for(task), tool_choice='required', max_tokens=240, temperature=0)   # room for the array to close (a small model repeats its call up to the 8-call bound)
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == 'tool_calls' and call.function.name == task.functions[0]['name']
+    assert isinstance(json.loads(call.function.arguments), dict)
+    tasks = [task, load_bfcl('irrelevance')[0], load_bfcl('live_simple')[0]]
+    out = run_suite(engine(server, max_retries=0), tasks, AgentConfig(call_mode='fc', max_tokens=80), tmp_path/'fc.jsonl', progress=False)
+    recs = read_records(out)
+    assert [x['call_mode'] for x in recs] == ['fc']*3 and all(x['error_source'] != 'engine' for x in recs)
+    assert all(x['config']['call_mode'] == 'fc' and x['calls'] is not None for x in recs)   # BFCL's 'auto': calls, or an answer in words
+    names = {f['name'] for t in tasks for f in t.functions}
+    assert all(c['name'] in names for x in recs for c in x['calls']) and all(x['calls'] or x['text'] for x in recs)
+    assert all(x['success'] or x['error_type'] for x in recs)    # each judged: a verdict, or BFCL's reason it failed
+    # a malformed tool is a 400 that names the problem, and the server keeps serving
+    bad = httpx.post(f'{server.base_url}/chat/completions', headers={'authorization': 'Bearer test-key'},
+                     json={'model': MODEL, 'messages': ASK, 'tools': [{'type': 'function', 'function': {'description': 'no name'}}]})
+    assert bad.status_code == 400 and 'a tool must be' in bad.json()['error']['message']
+    assert client(server).chat.completions.create(model=MODEL, messages=ASK, max_tokens=4).choices[0].message.content is not None

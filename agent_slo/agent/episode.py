@@ -10,7 +10,7 @@ from typing import Callable
 
 from ..engine.base import ChatRequest, Completion, Engine, EngineError
 from ..tasks.bfcl import Verdict, bfcl_prompting
-from ..tasks.multiturn import Episode, Backends, judge_episode
+from ..tasks.multiturn import Episode, Backends, judge_episode, judge_answer
 from .toolcall import AgentConfig, Parsed, system_prompt, contract_schema, parse_calls, parse_prompting, parse_tool_calls, prompt_format, tools_for, call_mode
 
 # %% auto #0
@@ -41,6 +41,7 @@ class EpisodeRun:
     episode: Episode
     steps: list[Step]
     status: str      # 'done', 'step_budget' (stopped: a turn used every step) or 'engine_error'
+    answer: str|None = None   # the last answer in words (memory questions are judged on it)
 
     def calls(self) -> list[list[list[str]]]:
         "What the model called, as BFCL's checker reads it: per turn run, per step, the call sources."
@@ -48,14 +49,17 @@ class EpisodeRun:
         return [[[x for x in s.sources if x] for s in self.steps if s.turn == t] for t in turns]
     def verdict(self) -> Verdict:
         if self.status == 'engine_error': return Verdict(False, 'engine_error', [str(self.steps[-1].error)])
+        if self.episode.prereq:   # a memory-writing conversation: not scored, only run to its end
+            return Verdict(True) if self.status == 'done' else Verdict(False, 'multi_turn:force_terminated', ['a turn used every step'])
+        if self.episode.agentic: return judge_answer(self.episode, self.answer)   # memory and web search
         return judge_episode(self.episode, self.calls())
 
-def episode_prompt(fns:list[dict], history:list[dict], cfg:AgentConfig) -> list[dict]:
+def episode_prompt(fns:list[dict], history:list[dict], cfg:AgentConfig, answer:bool=False) -> list[dict]:
     "The messages of one step: the mode's system prompt with the turn's functions (ours, or BFCL's in prompt mode; none in fc mode), then the conversation so far."
     mode = call_mode(None, cfg)
     if mode == 'fc': return list(history)
     if mode == 'prompt': return [{'role': 'system', 'content': bfcl_prompting()[0](prompt_format(None, cfg), fns)}] + history
-    return [{'role': 'system', 'content': system_prompt(fns, cfg)}] + history
+    return [{'role': 'system', 'content': system_prompt(fns, cfg, answer)}] + history
 
 def _cut(r, limit:int) -> str:
     r = str(r)
@@ -79,14 +83,15 @@ def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=N
     "Play `episode`: per turn, model steps until an answer without calls or the step budget; `replay` holds recorded steps (turn, step, text, calls) to restore instead of asking."
     mode = call_mode(None, cfg)
     recorded = {(int(r['turn']), int(r['step'])): r for r in (replay or [])}
-    steps, history = [], []
+    steps, history, said = [], [], None
     with Backends(episode, key) as backends:
         for turn in range(len(episode.turns)):
-            history += episode.messages_at(turn)
+            msgs = episode.messages_at(turn)
+            history += backends.memory_messages(msgs) if episode.memory and turn == 0 else msgs   # BFCL's memory instructions open the episode
             fns = episode.functions_at(turn)
-            schema = contract_schema(fns, cfg)
+            schema = contract_schema(fns, cfg, answer=episode.agentic)
             for k in range(cfg.max_steps):
-                req = ChatRequest(episode_prompt(fns, history, cfg), max_tokens=cfg.max_tokens,
+                req = ChatRequest(episode_prompt(fns, history, cfg, episode.agentic), max_tokens=cfg.max_tokens,
                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed if seed is None else seed,
                                   json_schema=schema if cfg.constrained and mode == 'json' else None, think=cfg.think, max_thought_tokens=cfg.max_thought_tokens,
                                   metadata={'category': episode.category}, tools=tools_for(fns) if mode == 'fc' else None,
@@ -114,7 +119,11 @@ def run_episode(engine:Engine, episode:Episode, cfg:AgentConfig, seed:int|None=N
                     if s.parsed.calls: history.append(results_message(s.sources, s.results, s.parsed.calls, cfg.max_result_chars))
                 steps.append(s)
                 if on_step: on_step(s)
-                if not s.parsed.calls: break               # an answer without calls ends the turn
+                if not s.parsed.calls:                     # an answer without calls ends the turn
+                    said = s.parsed.answer if mode == 'json' else (text or None)
+                    break
             else:
-                return EpisodeRun(episode, steps, 'step_budget')   # BFCL: forced to quit; the turns left are not run
-    return EpisodeRun(episode, steps, 'done')
+                if episode.prereq: backends.flush()        # BFCL flushes a forced-quit conversation's memory too
+                return EpisodeRun(episode, steps, 'step_budget', said)   # BFCL: forced to quit; the turns left are not run
+        if episode.prereq: backends.flush()                # the memory this conversation wrote, for the next one
+    return EpisodeRun(episode, steps, 'done', said)

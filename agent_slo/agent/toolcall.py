@@ -14,10 +14,10 @@ from ..engine.base import ChatRequest, Completion, Engine
 from ..tasks.bfcl import Task, function_schema, judge, bfcl_prompting
 
 # %% auto #0
-__all__ = ['PROMPTS', 'CALL_MODES', 'AgentConfig', 'system_prompt', 'call_mode', 'prompt_format', 'tools_for', 'messages_for',
-           'contract_schema', 'Parsed', 'parse_calls', 'parse_prompting', 'parse_tool_calls', 'render_calls', 'to_bfcl',
-           'request_for', 'AgentResult', 'outcome', 'act_batch', 'act', 'normalise_calls', 'vote', 'esc_stop',
-           'leader_confidence', 'adaptive_stop']
+__all__ = ['PROMPTS', 'ANSWER_NOTE', 'CALL_MODES', 'AgentConfig', 'system_prompt', 'call_mode', 'prompt_format', 'tools_for',
+           'messages_for', 'contract_schema', 'Parsed', 'parse_calls', 'parse_prompting', 'parse_tool_calls',
+           'render_calls', 'to_bfcl', 'request_for', 'AgentResult', 'outcome', 'act_batch', 'act', 'normalise_calls',
+           'vote', 'esc_stop', 'leader_confidence', 'adaptive_stop']
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #615a7957
 @dataclass
@@ -59,11 +59,13 @@ PROMPTS = {
 
 def _functions(task) -> list[dict]: return task if isinstance(task, list) else task.functions
 
-def system_prompt(task:Task|list[dict], cfg:AgentConfig) -> str:
-    "Our system prompt for a task, or for a list of function docs (a turn of an episode)."
+ANSWER_NOTE = ' When you can answer the user without calling a function, reply {"answer": "<your answer>"}.'
+
+def system_prompt(task:Task|list[dict], cfg:AgentConfig, answer:bool=False) -> str:
+    "Our system prompt for a task, or for a list of function docs (a turn of an episode); `answer`: the contract's answer-in-words form is offered."
     if cfg.prompt_id not in PROMPTS: raise ValueError(f"unknown prompt_id {cfg.prompt_id!r}; known: {', '.join(PROMPTS)}")
     fns = json.dumps([function_schema(f) for f in _functions(task)], ensure_ascii=False)
-    return PROMPTS[cfg.prompt_id].format(functions=fns)
+    return PROMPTS[cfg.prompt_id].format(functions=fns) + (ANSWER_NOTE if answer else '')
 
 CALL_MODES = ('json', 'prompt', 'fc')
 
@@ -107,16 +109,19 @@ def _bound(schema:dict, max_items:int) -> dict:
     walk(s)
     return s
 
-def contract_schema(task:Task|list[dict], cfg:AgentConfig) -> dict:
-    "The JSON Schema of a valid answer to `task` (or with these function docs): {'calls': [one of its functions with valid arguments]}."
+def contract_schema(task:Task|list[dict], cfg:AgentConfig, answer:bool=False) -> dict:
+    "The JSON Schema of a valid answer to `task` (or with these function docs): {'calls': [one of its functions with valid arguments]}; with `answer`, either some calls or {'answer': text}."
     variants = []
     for f in _functions(task):
         fs = function_schema(f)
         variants.append({'type': 'object', 'additionalProperties': False, 'required': ['name', 'arguments'],
                          'properties': {'name': {'const': fs['name']}, 'arguments': _bound(fs['parameters'], cfg.max_array_items)}})
     item = variants[0] if len(variants) == 1 else {'anyOf': variants}
-    return {'type': 'object', 'additionalProperties': False, 'required': ['calls'],
-            'properties': {'calls': {'type': 'array', 'maxItems': cfg.max_calls, 'items': item}}}
+    calls = {'type': 'object', 'additionalProperties': False, 'required': ['calls'],
+             'properties': {'calls': {'type': 'array', 'maxItems': cfg.max_calls, 'items': item}}}
+    if not answer: return calls
+    calls['properties']['calls']['minItems'] = 1
+    return {'anyOf': [calls, {'type': 'object', 'additionalProperties': False, 'required': ['answer'], 'properties': {'answer': {'type': 'string', 'maxLength': 400}}}]}
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #719ce9f3
 @dataclass
@@ -127,9 +132,11 @@ class Parsed:
     schema_valid: bool            # the parsed object satisfies the task's contract schema
     repaired: bool                # only the repair pass produced `calls`
     error: str|None = None        # why parsing failed, if it did
+    answer: str|None = None       # an answer in words ({"answer": ...} under the contract): the final answer of a memory question
 
 def _calls_of(obj) -> list[dict]|None:
     "Accept the contract, a bare list of calls, or one bare call."
+    if isinstance(obj, dict) and isinstance(obj.get('answer'), str) and not obj.get('calls'): return []   # an answer in words: no calls
     if isinstance(obj, dict) and isinstance(obj.get('calls'), list): obj = obj['calls']
     elif isinstance(obj, dict) and 'name' in obj: obj = [obj]
     if not isinstance(obj, list): return None
@@ -161,11 +168,12 @@ def parse_calls(text:str, schema:dict|None=None, dedupe:bool=True) -> Parsed:
         calls = kept
     if calls is None:
         return Parsed(None, strict, False, False, 'no JSON found' if obj in (None, '') else 'JSON is not the call contract')
+    said = obj['answer'] if isinstance(obj, dict) and isinstance(obj.get('answer'), str) else None
     valid = True
     if schema is not None:
-        try: jsonschema.validate({'calls': calls}, schema)
+        try: jsonschema.validate({'answer': said} if said is not None and not calls else {'calls': calls}, schema)
         except jsonschema.ValidationError: valid = False
-    return Parsed(calls, strict, valid, not strict)
+    return Parsed(calls, strict, valid, not strict, answer=said)
 
 def _checked(calls:list[dict], schema:dict|None) -> bool:
     if schema is None: return True
@@ -187,18 +195,20 @@ def parse_prompting(text:str, fmt:str, language:str='python', schema:dict|None=N
 def parse_tool_calls(c:Completion, schema:dict|None=None, dedupe:bool=True) -> Parsed:
     "The calls of a native tool-calling answer: no tool_calls is an answer without calls (BFCL's FC mode); an answer cut off mid-calls goes through the repair pass."
     if c.tool_calls is None:
-        if c.finish_reason == 'length':   # the server could not parse it: what it sent is the unfinished array of calls
+        if c.finish_reason == 'length' and (c.text or '').lstrip().startswith('['):   # the server could not parse it: an unfinished array of calls
             p = parse_calls(c.text, schema, dedupe)
             return dataclasses.replace(p, json_valid=False, repaired=p.calls is not None, error=p.error or 'cut off before its tool calls ended')
-        return Parsed([], True, _checked([], schema), False)
-    calls = []
-    for t in c.tool_calls:
+        return Parsed([], True, _checked([], schema), False, answer=c.text or None)   # an answer in words
+    calls, cut = [], False
+    for i, t in enumerate(c.tool_calls):
         try: args = json.loads(t.get('arguments') or '{}')
-        except json.JSONDecodeError: return Parsed(None, False, False, False, f"tool call {t.get('name')!r}: arguments are not JSON")
+        except json.JSONDecodeError:
+            if c.finish_reason == 'length' and i == len(c.tool_calls) - 1 and calls: cut = True; break   # the call the token budget cut off
+            return Parsed(None, False, False, False, f"tool call {t.get('name')!r}: arguments are not JSON")
         if not isinstance(args, dict): return Parsed(None, False, False, False, f"tool call {t.get('name')!r}: arguments are not an object")
         calls.append({'name': t.get('name') or '', 'arguments': args})
     if dedupe: calls = list({json.dumps(x, sort_keys=True): x for x in calls}.values())   # the repetition guard, as for the contract
-    return Parsed(calls, True, _checked(calls, schema), False)
+    return Parsed(calls, not cut, _checked(calls, schema), cut)
 
 def _py(v) -> str: return repr(v)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Callable
 
 # %% auto #0
-__all__ = ['REFUSED_CODE', 'THINK_OPEN', 'THINK_CLOSE', 'TOOLS_PROMPT', 'ChatRequest', 'Completion', 'EngineError',
+__all__ = ['REFUSED_CODE', 'THINK_OPEN', 'THINK_CLOSE', 'TOOLS_PROMPT', 'RESPONSE', 'ChatRequest', 'Completion', 'EngineError',
            'EndpointUnreachable', 'EngineTimeout', 'AuthFailed', 'ModelNotFound', 'RateLimited', 'Refused',
            'ServerError', 'BadRequest', 'split_thought', 'tool_call_schema', 'generic_tools', 'parse_tool_output',
            'Engine']
@@ -100,8 +100,9 @@ def split_thought(text:str) -> tuple[str|None, str]:
 
 # %% ../../nbs/10_engine/10_base.ipynb #71bb5c04
 TOOLS_PROMPT = ("You can call these tools, given as JSON Schema:\n{tools}\n\n"
-                'Answer with a JSON array of tool calls, [{{"name": "<tool name>", "arguments": {{...}}}}], and nothing else. '
-                "Answer [] if no tool fits.")
+                'To call tools, answer with a JSON array of calls, [{{"name": "<tool name>", "arguments": {{...}}}}], and nothing else. '
+                'To answer without a tool, reply {{"response": "<your answer>"}}.')
+RESPONSE = {'type': 'object', 'additionalProperties': False, 'required': ['response'], 'properties': {'response': {'type': 'string'}}}
 
 def _tool_fns(tools:list[dict]) -> list[dict]:
     "The function specs of OpenAI tools, checked."
@@ -114,7 +115,7 @@ def _tool_fns(tools:list[dict]) -> list[dict]:
     return out
 
 def tool_call_schema(tools:list[dict], tool_choice:str|dict|None='auto', max_calls:int=8) -> dict:
-    "The JSON Schema of an answer made of calls to `tools`: an array of {name, arguments}, at least one call unless `tool_choice` is 'auto'."
+    "The JSON Schema of an answer to `tools`: an array of calls ({name, arguments}); under 'auto' also {'response': text}, an answer without a call."
     fns = _tool_fns(tools)
     if isinstance(tool_choice, dict):
         want = (tool_choice.get('function') or {}).get('name')
@@ -123,8 +124,8 @@ def tool_call_schema(tools:list[dict], tool_choice:str|dict|None='auto', max_cal
     elif tool_choice not in (None, 'auto', 'required'): raise ValueError(f"tool_choice must be 'auto', 'required', 'none' or a named function, got {tool_choice!r}")
     items = [{'type': 'object', 'additionalProperties': False, 'required': ['name', 'arguments'],
               'properties': {'name': {'const': f['name']}, 'arguments': f.get('parameters') or {'type': 'object'}}} for f in fns]
-    return {'type': 'array', 'minItems': 0 if tool_choice in (None, 'auto') else 1, 'maxItems': max_calls,
-            'items': items[0] if len(items) == 1 else {'anyOf': items}}
+    calls = {'type': 'array', 'minItems': 1, 'maxItems': max_calls, 'items': items[0] if len(items) == 1 else {'anyOf': items}}
+    return {'anyOf': [calls, RESPONSE]} if tool_choice in (None, 'auto') else calls
 
 def _with_system(messages:list[dict], text:str) -> list[dict]:
     "Messages with `text` opening the system message (one is added if there is none)."
@@ -148,12 +149,16 @@ def generic_tools(req:ChatRequest, max_calls:int=8) -> ChatRequest:
     return dataclasses.replace(req, tools=None, tool_choice=None, json_schema=schema,
                                messages=_with_system([_flat(m) for m in req.messages], TOOLS_PROMPT.format(tools=fns)))
 
-def parse_tool_output(text:str) -> list[dict]|None:
-    "The calls in a generic tool answer as `Completion.tool_calls` ([] for none); None if it is not an array of calls."
-    try: arr = json.loads(text)
-    except (json.JSONDecodeError, TypeError): return None
-    if not isinstance(arr, list) or not all(isinstance(c, dict) and isinstance(c.get('name'), str) and isinstance(c.get('arguments', {}), dict) for c in arr): return None
-    return [{'id': f'call_{uuid.uuid4().hex[:12]}', 'name': c['name'], 'arguments': json.dumps(c.get('arguments', {}), ensure_ascii=False)} for c in arr]
+def parse_tool_output(text:str) -> tuple[list[dict]|None, str]:
+    "A generic tool answer as (`Completion.tool_calls`, text): the calls and '', or None and the response's text (the raw text if it is neither)."
+    try: obj = json.loads(text)
+    except (json.JSONDecodeError, TypeError):   # cut off: words cut off are still words; calls cut off stay text for the caller's repair
+        import json_repair
+        cut = json_repair.loads(text or '') if (text or '').lstrip().startswith('{') else None
+        return (None, cut['response']) if isinstance(cut, dict) and isinstance(cut.get('response'), str) else (None, text)
+    if isinstance(obj, dict) and isinstance(obj.get('response'), str): return None, obj['response']
+    if not isinstance(obj, list) or not obj or not all(isinstance(c, dict) and isinstance(c.get('name'), str) and isinstance(c.get('arguments', {}), dict) for c in obj): return None, text
+    return [{'id': f'call_{uuid.uuid4().hex[:12]}', 'name': c['name'], 'arguments': json.dumps(c.get('arguments', {}), ensure_ascii=False)} for c in obj], ''
 
 # %% ../../nbs/10_engine/10_base.ipynb #2cc85539
 class Engine:

@@ -252,8 +252,7 @@ class HFEngine(Engine):
         for r, row, n_prompt, tools in zip(reqs, rows, enc['attention_mask'].sum(1).tolist(), tooled):
             raw = (self.open_text if r.think else '') + self.tok.decode(row.tokens, skip_special_tokens=True)
             thought, answer = split_thought(raw)
-            calls = parse_tool_output(answer) if tools else None
-            if calls is not None: answer = ''   # the answer was its calls
+            calls, answer = parse_tool_output(answer) if tools else (None, answer)   # calls, or the text of {"response": ...}
             finish = row.finish or ('length' if len(row.tokens) >= r.max_tokens else 'stop')
             out.append(Completion(text=answer, finish_reason=finish, prompt_tokens=n_prompt,
                                   completion_tokens=len(row.tokens), thought_tokens=row.thought_tokens if thought is not None else 0,

@@ -66,6 +66,7 @@ class VLLMServer(ManagedServer):
                  kv_cache_gb:int=2,                        # VLLM_CPU_KVCACHE_SPACE on CPU, whole GB (2: about 93k tokens for SmolLM2)
                  kv_blocks:int|None=None,                  # cap the KV cache at this many blocks (--num-gpu-blocks-override): small enough, it preempts
                  lora:bool=False, max_lora_rank:int=16,    # runtime LoRA loading (POST /v1/load_lora_adapter)
+                 tool_parser:str|None=None,                # native tool calling: vLLM's parser for the model's tool calls (e.g. hermes); vLLM asks for one even for tool_choice='required'
                  dtype:str='bfloat16', max_model_len:int=4096,
                  python:str|Path|None=None, log_path:str|Path|None=None, startup_timeout:float=600):
         if scheduling_policy not in ('fcfs', 'priority'): raise ValueError(f"scheduling_policy must be fcfs or priority, got {scheduling_policy!r}")
@@ -80,7 +81,7 @@ class VLLMServer(ManagedServer):
         self.warm = compile_cache().exists() and any(compile_cache().iterdir())
         self.knobs = dict(scheduling_policy=scheduling_policy, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                           chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, kv_blocks=kv_blocks, lora=lora,
-                          max_lora_rank=max_lora_rank if lora else None, dtype=dtype)
+                          max_lora_rank=max_lora_rank if lora else None, dtype=dtype, tool_parser=tool_parser)
         self.settings = s
         cmd = [python, '-m', 'vllm.entrypoints.openai.api_server', '--model', model_dir, '--served-model-name', self.model_id,
                '--host', '127.0.0.1', '--port', self.port, '--dtype', dtype, '--max-model-len', max_model_len,
@@ -91,6 +92,7 @@ class VLLMServer(ManagedServer):
         if prefix_caching is not None: cmd += ['--enable-prefix-caching' if prefix_caching else '--no-enable-prefix-caching']
         if lora: cmd += ['--enable-lora', '--max-lora-rank', max_lora_rank]
         if kv_blocks: cmd += ['--num-gpu-blocks-override', kv_blocks]
+        if tool_parser: cmd += ['--enable-auto-tool-choice', '--tool-call-parser', tool_parser]
         # vllm-cpu 0.32.0 saves AOT-compiled artifacts it then fails to load ("'function' object has no attribute
         # 'finalize_loading'") and recompiles on every start (75-95 s here); without AOT, torch inductor's cache makes a warm start 39 s.
         env = {'VLLM_USE_AOT_COMPILE': '0', **clean_env(), 'VLLM_CPU_KVCACHE_SPACE': int(kv_cache_gb), 'VLLM_SERVER_DEV_MODE': '1',   # dev mode: POST /reset_prefix_cache (loopback only)

