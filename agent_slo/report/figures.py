@@ -312,7 +312,7 @@ def fig_bfcl(table:pd.DataFrame, name:str='bfcl_categories', folder=None) -> lis
         axes[0, j].set_title(m, fontsize=9); axes[0, j].set_ylim(-0.02, 1.02)
         for ax in axes[:, j]: ax.set_xticks(np.arange(len(cats)), cats, rotation=55, ha='right', fontsize=7)
     axes[0, 0].set_ylabel('accuracy (exact 95% CI)'); axes[1, 0].set_ylabel('p95 end-to-end per request (s)')
-    axes[0, 0].legend(title='call mode', fontsize=7, title_fontsize=7, loc='upper right')
+    axes[0, -1].legend(title='call mode', fontsize=7, title_fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0))   # outside: never over a point
     n = table.groupby('category')['n'].max()
     fig.suptitle(f"BFCL per category; n per cell {int(n.min())}–{int(n.max())}", fontsize=9)
     fig.tight_layout()
