@@ -58,6 +58,7 @@ def test_sweep_resumes_after_kill(tmp_path):
     r = subprocess.run(cmd + ['--steps', '5'], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and 'ran 0 points now' in r.stdout, r.stdout
 
+@pytest.mark.slow   # a local Ray cluster start and three points in its workers: about 90 s on 2 cores
 def test_ray_backend_matches_local(tmp_path, monkeypatch):
     ray = pytest.importorskip('ray')
     for k in set(os.environ) - set(clean_env()): monkeypatch.delenv(k)

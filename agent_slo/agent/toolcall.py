@@ -116,12 +116,16 @@ def contract_schema(task:Task|list[dict], cfg:AgentConfig, answer:bool=False) ->
         fs = function_schema(f)
         variants.append({'type': 'object', 'additionalProperties': False, 'required': ['name', 'arguments'],
                          'properties': {'name': {'const': fs['name']}, 'arguments': _bound(fs['parameters'], cfg.max_array_items)}})
+    words = {'type': 'object', 'additionalProperties': False, 'required': ['answer'], 'properties': {'answer': {'type': 'string', 'maxLength': 400}}}
+    if not variants:   # no functions offered (e.g. a turn whose functions are all held out): no call is possible, `anyOf: []` is not a schema
+        return words if answer else {'type': 'object', 'additionalProperties': False, 'required': ['calls'],
+                                     'properties': {'calls': {'type': 'array', 'maxItems': 0}}}
     item = variants[0] if len(variants) == 1 else {'anyOf': variants}
     calls = {'type': 'object', 'additionalProperties': False, 'required': ['calls'],
              'properties': {'calls': {'type': 'array', 'maxItems': cfg.max_calls, 'items': item}}}
     if not answer: return calls
     calls['properties']['calls']['minItems'] = 1
-    return {'anyOf': [calls, {'type': 'object', 'additionalProperties': False, 'required': ['answer'], 'properties': {'answer': {'type': 'string', 'maxLength': 400}}}]}
+    return {'anyOf': [calls, words]}
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #719ce9f3
 @dataclass

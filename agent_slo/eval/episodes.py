@@ -57,7 +57,7 @@ def run_episodes(engine:Engine, episodes:list[Episode], cfg:AgentConfig, out:str
         if r['stage'] in (f'{stage}-step', f'{stage}-prereq-step') and r['config_hash'] == h and r.get('error_source') != 'engine':
             recorded[(r['task_id'], r['repeat'])][(r['turn'], r['step'])] = r
     todo = [(e, rep) for rep in range(repeats) for e in episodes if (stage_of(e), e.id, h, rep, None) not in done]
-    with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'episodes {cfg.prompt_id}', disable=not progress, leave=False, mininterval=2) as bar:
+    with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'episodes {call_mode(None, cfg)}', disable=not progress, leave=False, mininterval=2) as bar:
         for e, rep in todo:
             e = with_store(e, out.parent/f'{out.stem}_memory'/f'{h}_{rep}')   # memory: this configuration's own snapshots (no-op otherwise)
             st = stage_of(e)

@@ -74,7 +74,7 @@ def run_suite(engine:Engine, tasks:list[Task], cfg:AgentConfig, out:str|Path,
     done = done_keys(out)
     todo = [(t, rep) for rep in range(repeats) for t in tasks if (stage, t.id, h, rep, None) not in done]
     batched = getattr(engine, 'batched', False)
-    with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'{cfg.prompt_id} {"constrained" if cfg.constrained else "free"} T={cfg.temperature}',
+    with RecordWriter(out) as w, tqdm(total=len(todo), desc=f'{call_mode(None, cfg)}{" constrained" if cfg.constrained and call_mode(None, cfg) == "json" else ""} T={cfg.temperature}',
                                       disable=not progress, leave=False, mininterval=2) as bar:
         # a batch holds one repeat, so one seed: sampled repeats differ by seed, not by batch company
         groups = [g for rep in range(repeats) for g in _chunks([x for x in todo if x[1] == rep], batch_size if batched else 1)]

@@ -4,23 +4,26 @@
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #7bef61ee
 from __future__ import annotations
-import time
+import json, time
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..core.config import config_hash, project_path
 from ..core.artifacts import Catalog, AdapterRegistry
 from ..core.records import load_records
+from ..engine.base import ChatRequest, Engine
 from ..engine.hf import HFEngine
-from ..tasks.bfcl import heldout
-from ..agent.toolcall import AgentConfig, messages_for
+from ..tasks.bfcl import Verdict, heldout
+from ..tasks.multiturn import Episode, UnsafeCall, call_string, ground_truth_steps, judge_episode, parse_call
+from ..agent.toolcall import AgentConfig, messages_for, call_mode, contract_schema, parse_calls
 from ..eval.harness import run_samples
 from ..eval.reward import VECTOR, reward_vectors, load_reward
-from .data import TrainConfig
+from .data import TrainConfig, episode_sft_rows
 
 # %% auto #0
-__all__ = ['data_key', 'sample_candidates', 'preference_pairs', 'preference_data']
+__all__ = ['data_key', 'sample_candidates', 'preference_pairs', 'preference_data', 'step_verdict', 'episode_preference_pairs']
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #6656b100
 def data_key(cfg:TrainConfig) -> str:
@@ -74,3 +77,42 @@ def preference_data(cfg:TrainConfig, catalog:Catalog|None=None, registry:Adapter
         catalog.add(names[0], cand_rows, source=src, split='train', sample_wall_s=time.time() - t0, **meta)
         catalog.add(names[1], pairs, source=src, split='train', min_margin=cfg.min_margin, pairs_per_task=cfg.pairs_per_task, **meta)
     return {'candidates': catalog.load(names[0]), 'pairs': catalog.load(names[1]), 'entries': catalog.verify(names[0]) | catalog.verify(names[1])}
+
+# %% ../../nbs/50_learn/52_preferences.ipynb #a6ee8363
+def step_verdict(episode:Episode, turn:int, before:list[dict], calls:list[dict]) -> Verdict:
+    "BFCL's verdict on one step taken from the ground truth's conversation: the ground truth in every other turn; in `turn`, the ground truth's earlier steps `before`, then `calls`, then the turn ends."
+    allowed = {f['name'] for f in episode.functions_at(turn)}
+    def source(c):
+        try: return call_string(c.get('name'), c.get('arguments', {}), allowed)
+        except UnsafeCall: return None
+    steps = ground_truth_steps(episode)
+    steps[turn] = [[source(c) for c in s] for s in (before, calls) if s]
+    return judge_episode(episode, steps)
+
+def episode_preference_pairs(engine:Engine, episodes:list[Episode], cfg:AgentConfig=AgentConfig(), samples:int=2, temperature:float=1.0,
+                             max_rows:int|None=None, seed:int=0, progress:bool=True) -> tuple[list[dict], list[dict]]:
+    "(candidates, pairs): `samples` answers of `engine` at each ground-truth step of `episodes` (at most `max_rows` steps), judged by `step_verdict`; each failing answer is rejected against the ground truth's step."
+    if call_mode(None, cfg) != 'json': raise ValueError(f"episode preference data samples under the JSON contract; got call mode {call_mode(None, cfg)!r}")
+    if samples < 1: raise ValueError(f"samples must be >= 1, got {samples}")
+    by_id = {e.id: e for e in episodes if not e.agentic}
+    rows = episode_sft_rows(list(by_id.values()), cfg)[:max_rows]
+    gt = {(r['task_id'], r['turn'], r['step']): json.loads(r['completion'][0]['content'])['calls'] for r in rows}
+    cands, pairs = [], []
+    for r in tqdm(rows, desc='episode steps', disable=not progress):
+        e, turn, k = by_id[r['task_id']], r['turn'], r['step']
+        schema = contract_schema(e.functions_at(turn), cfg)
+        before = [c for j in range(k) for c in gt[(e.id, turn, j)]]
+        reqs = [ChatRequest(r['prompt'], max_tokens=cfg.max_tokens, temperature=temperature, top_p=cfg.top_p, seed=seed + i,
+                            json_schema=schema if cfg.constrained else None, metadata={'category': e.category}) for i in range(samples)]
+        seen = set()
+        for c in engine.generate(reqs):
+            parsed = parse_calls(c.text, schema, cfg.dedupe_calls)
+            v = step_verdict(e, turn, before, parsed.calls or [])
+            cands.append({'task_id': e.id, 'category': e.category, 'turn': turn, 'step': k, 'text': c.text, 'json_valid': parsed.json_valid,
+                          'success': v.success, 'error_type': v.error_type})
+            if not v.success and c.text not in seen:
+                seen.add(c.text)
+                pairs.append({'task_id': e.id, 'category': e.category, 'turn': turn, 'step': k, 'prompt': r['prompt'],
+                              'chosen': r['completion'], 'rejected': [{'role': 'assistant', 'content': c.text}],
+                              'chosen_success': True, 'rejected_success': False, 'error_type': v.error_type, 'by': 'checker'})
+    return cands, pairs
