@@ -172,6 +172,7 @@ class Simulator:
                 else: done.append(r)
                 i += 1
             if not waiting and not running:
+                if i >= n: break                             # the last arrivals were turned away: nothing left to run
                 t = reqs[i].arrival; continue
             budget, sched, preempted = cfg.max_num_batched_tokens, [], False
             for r in list(running):                          # running requests first, in order
