@@ -92,10 +92,12 @@ def test_open_loop_keeps_its_schedule_on_a_real_server(tmp_path, load_server):
     sched = np.sort(df['t_scheduled'].to_numpy())
     np.testing.assert_allclose(sched - sched[0], offsets - offsets[0], atol=1e-6)   # the seeded schedule, rescaled to n/rate
     lag = df['send_lag_s'].to_numpy()
-    assert (lag >= 0).all() and np.percentile(lag, 99) < 0.25, lag   # sends keep to the schedule while the server is busy
+    # sends keep to the schedule while the server is busy: a closed loop would fall behind by whole service times (seconds
+    # here); the bounds leave room for a loaded 2-core machine, whose thread wake-ups alone can take a few hundred ms
+    assert (lag >= 0).all() and np.median(lag) < 0.1 and np.percentile(lag, 99) < 1.0, lag
     achieved = 15/(df['t_submit'].max() - df['t_submit'].min())
     expected = 15/(offsets[-1] - offsets[0])
-    assert abs(achieved/expected - 1) < 0.1, (achieved, expected)
+    assert abs(achieved/expected - 1) < 0.25, (achieved, expected)
     assert df['error_type'].ne('rate_limited').all() and (df['ttft_s'] > 0).all()
 
 def test_find_max_rate_on_a_real_server(tmp_path, load_server):
