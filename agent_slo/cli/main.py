@@ -367,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--slo-e2e', type=float, help="the end-to-end SLO (s): the deadline of EDF and admission control")
     v.add_argument('--admit', action='store_true', help="admission control: answer 429 at arrival when the predicted completion misses the deadline")
     v.add_argument('--predictor', help="output-length predictor (JSON, as agent-slo p4 writes it) for SJF and admission control")
+    v.add_argument('--feedback', nargs='?', const='data/online_feedback', metavar='DIR', help="take POST /feedback, appended to DIR/feedback.jsonl (default DIR: data/online_feedback)")
+    v.add_argument('--candidate', metavar='[BACKEND:]ADAPTER', help="a registered adapter (name@vN) to roll out from the start (PUT /v1/rollout does it live)")
+    v.add_argument('--rollout', choices=['shadow', 'canary'], help="how the candidate gets traffic (default canary when --candidate is given)")
+    v.add_argument('--canary-percent', type=float, help="the canary's share of requests, by a hash of the request id (CANARY_PERCENT)")
+    v.add_argument('--alerts', help="burn-rate alert rules (default configs/alerts.yaml)")
     sub.add_parser('demo', help="a quick tour of the engine and server on the configured engine")
     for name, text in (('p1', 'the P1 experiment: accuracy, stability and load in one run, then the paper draft'),
                        ('stability', 'the P1 stability stage only (N repeats per task)'),
@@ -408,7 +413,8 @@ COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'demo': 
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
-               'backend': 'backends', 'records': 'serve_records'}
+               'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'candidate': 'candidate',
+               'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agent-slo` console script."
@@ -416,6 +422,7 @@ def main(argv:list[str]|None=None) -> int:
     try:
         overrides = {f: getattr(args, a) for a, f in SERVE_FLAGS.items() if getattr(args, a, None) is not None}
         if 'backends' in overrides: overrides['backends'] = ','.join(overrides['backends'])
+        if 'candidate' in overrides: overrides.setdefault('rollout_mode', 'canary')
         s = load_settings(args.config, **overrides)
         return COMMANDS[args.command](s, args)
     except (ConfigError, EngineError, ValueError) as e:

@@ -108,9 +108,9 @@ class AdapterRegistry:
             if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
         if make_current: self.set_current(name, version)
         return version
-    def set_current(self, name:str, version:str, reason:str=''):
-        "Point `current.json` at `version` (atomically) and append the change to history.json."
-        if version not in self.versions(name): raise ArtifactError(f"adapter {name} has no version {version!r}; versions: {', '.join(self.versions(name)) or 'none'}")
+    def set_current(self, name:str, version:str|None, reason:str=''):
+        "Point `current.json` at `version` (atomically) and append the change, with why, to history.json. None: no version is current (a rolled-back first version)."
+        if version is not None and version not in self.versions(name): raise ArtifactError(f"adapter {name} has no version {version!r}; versions: {', '.join(self.versions(name)) or 'none'}")
         entry = {'name': name, 'version': version, 'at': _now(), 'reason': reason}
         hist = self.history(name) + [entry]
         atomic_write(self.root/name/'current.json', json.dumps(entry, indent=1))

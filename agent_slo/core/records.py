@@ -80,6 +80,7 @@ class Record(BaseModel):
     steps: int|None = Field(None, ge=0, description="episode records: the model calls the episode took")
     step_p95_s: float|None = Field(None, description="episode records: p95 of its steps' end-to-end latency")
     arm: str|None = Field(None, description="routing arm: baseline, shadow or canary")
+    parent_id: str|None = Field(None, description="a shadow request: the request id (task_id) of the baseline request it mirrors")
     propensity: float|None = Field(None, ge=0, le=1, description="probability the logging policy took this decision (off-policy evaluation)")
     logprobs: list[float]|None = Field(None, description="per-token log-probabilities")
     features: dict|None = Field(None, description="controller features")
@@ -97,7 +98,7 @@ RECORD_GROUPS = {
     'tokens': ['prompt_tokens', 'completion_tokens', 'thought_tokens'],
     'output': ['text', 'thought', 'finish_reason', 'calls', 'calls_norm', 'json_valid', 'schema_valid', 'repaired', 'success', 'error_type', 'error_source', 'error_message'],
     'self-consistency': ['window', 'samples', 'votes'],
-    'where and why': ['episode_id', 'turn', 'step', 'steps', 'step_p95_s', 'arm', 'propensity', 'logprobs', 'features'],
+    'where and why': ['episode_id', 'turn', 'step', 'steps', 'step_p95_s', 'arm', 'parent_id', 'propensity', 'logprobs', 'features'],
     'scheduling': ['policy', 'priority', 'predicted_tokens', 'deadline_s'],
 }
 

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #a6780a24
 from __future__ import annotations
-import asyncio, collections, contextlib, inspect, ipaddress, json, logging, threading, time, uuid, warnings
+import asyncio, collections, contextlib, inspect, ipaddress, json, logging, re, threading, time, uuid, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +18,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
 
 from ..core.config import Settings, BackendSpec, ConfigError, load_settings, clean_env, config_hash
-from ..core.artifacts import artifacts_root
+from ..core.artifacts import AdapterRegistry, ArtifactError, artifacts_root
 from ..core.procs import ManagedServer, free_port
 from ..core.records import Record, RecordWriter
 from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
+from ..eval.alerts import load_alerts, record_slis
+from .rollout import Arm, ArmSpec, Rollout, RolloutBody, ReasonBody, ForceBody, pin
+from .feedback import FeedbackBody, FeedbackStore, ResponseLog, Conflict
 from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
 
 log = logging.getLogger('agent_slo.serve')
 
 # %% auto #0
-__all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'Message', 'ResponseFormat', 'SchedulerBody',
-           'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics', 'Trace', 'RecordSink',
-           'BackendDown', 'Backend', 'LocalBackend', 'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends',
-           'Route', 'Router', 'create_app', 'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
+__all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'REQUEST_ID', 'Message', 'ResponseFormat',
+           'SchedulerBody', 'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics',
+           'answer_validity', 'Trace', 'RecordSink', 'BackendDown', 'Backend', 'LocalBackend', 'ProxyBackend',
+           'VLLMBackend', 'build_backends', 'auto_backends', 'Route', 'Router', 'create_app', 'is_loopback', 'serve',
+           'ServerThread', 'LocalServer', 'gateway_engine']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -183,22 +187,54 @@ class ServerMetrics:
         self.tokens = Counter('agent_slo_generated_tokens', 'Generated tokens', registry=r)
         self.batch = Histogram('agent_slo_batch_size', 'Requests per engine batch (in-process backends)', buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32), registry=r)
         self.queue_depth = Gauge('agent_slo_queue_depth', 'Requests admitted and not yet finished, over all backends', registry=r)
+        # rollout: arms, SLIs, alerts and transitions
+        self.arm_requests = Counter('agent_slo_arm_requests', 'Requests by routing arm (baseline, shadow, canary) and HTTP status', ['arm', 'status'], registry=r)
+        self.sli = Counter('agent_slo_sli_events', 'SLI verdicts by arm: good or bad', ['arm', 'sli', 'good'], registry=r)
+        self.alert_state = Gauge('agent_slo_alert_state', 'Alert state per rule and arm: 0 inactive, 1 pending, 2 firing', ['rule', 'arm'], registry=r)
+        self.burn_rate = Gauge('agent_slo_burn_rate', 'Burn rate of each rule window pair, by arm and window (long, short)', ['rule', 'arm', 'pair', 'window'], registry=r)
+        self.transitions = Counter('agent_slo_rollout_transitions', 'Rollout transitions: start, alert, rollback, promote, force-baseline', ['event'], registry=r)
+        self.canary_percent = Gauge('agent_slo_canary_percent', 'Share of requests the canary serves (0 when none runs or the baseline is forced)', registry=r)
+        self.rollout_mode = Gauge('agent_slo_rollout_mode', '1 for the rollout mode in force (off, shadow, canary)', ['mode'], registry=r)
+        self.feedback = Counter('agent_slo_feedback', 'POST /feedback outcomes: stored, duplicate, conflict, unknown_response', ['outcome'], registry=r)
 
     def observe(self, tr:Trace):
         "Count one finished request; latency histograms take successes only."
         self.requests.labels(str(tr.status)).inc()
+        self.arm_requests.labels(tr.arm, str(tr.status)).inc()
         if tr.backend: self.backend_requests.labels(tr.backend, str(tr.status)).inc()
         if tr.status != 200 or tr.error_type: return
         self.latency.observe(tr.t_end - tr.t_arrival); self.tokens.inc(tr.completion_tokens)
         if tr.t_first is not None: self.ttft.observe(tr.t_first - tr.t_arrival)
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #4dd701bb
+def _fits(obj, schema) -> bool:
+    import jsonschema
+    try: return jsonschema.Draft202012Validator(schema).is_valid(obj)
+    except jsonschema.SchemaError: return False
+
+def answer_validity(schema, text:str, tool_calls:list|None=None, tools:list|None=None) -> tuple[bool, bool]:
+    "(json_valid, schema_valid) of an answer: its text against a JSON schema (True: any JSON), or its tool calls against the tools' parameters."
+    if tools is not None:
+        fns = {t['function']['name']: t['function'].get('parameters') or {} for t in tools if t.get('type') == 'function' and 'function' in t}
+        if not tool_calls: return False, False
+        ok = True
+        for c in tool_calls:
+            f = c.get('function', c)
+            try: args = json.loads(f.get('arguments') or '{}') if isinstance(f.get('arguments'), str) else f.get('arguments')
+            except ValueError: return False, False
+            ok &= f.get('name') in fns and _fits(args, fns[f.get('name')])
+        return True, bool(ok)
+    try: obj = json.loads(text)
+    except ValueError: return False, False
+    return True, schema is True or _fits(obj, schema)
+
 class Trace:
     "What the gateway saw of one request, whichever backend served it; its record is written from this."
     def __init__(self, rid:str, t_arrival:float, stream:bool=False, want_usage:bool=False, priority:int|None=None, deadline_ms:float|None=None):
         self.rid, self.t_arrival, self.stream, self.want_usage, self.priority, self.deadline_ms = rid, t_arrival, stream, want_usage, priority, deadline_ms
         self.backend = self.kind = self.engine_id = self.model = None
-        self.arm = 'baseline'
+        self.arm, self.propensity, self.parent_id, self.messages = 'baseline', None, None, None
+        self.schema = self.tools = self.tool_calls = None   # what the answer must fit (a JSON schema, or tools it must call), and its calls
         self.policy = self.predicted_tokens = self.deadline_s = None
         self.prompt_est = 0.0   # its prompt in tokens, estimated by the scheduler (admission control)
         self.t_first, self.t_end, self.t_chunks, self.parts, self.thoughts = None, None, [], [], []
@@ -252,6 +288,7 @@ class Trace:
         ch = (d.get('choices') or [{}])[0]
         msg = ch.get('message') or {}
         self.parts, self.thoughts = [msg.get('content') or ''], [msg.get('reasoning_content') or '']
+        self.tool_calls = msg.get('tool_calls')
         self.finish = ch.get('finish_reason')
 
     def record(self, run_id:str) -> Record:
@@ -260,7 +297,10 @@ class Trace:
         ttft, e2e = (None if self.t_first is None else self.t_first - self.t_arrival), t_end - self.t_arrival
         tpot = tpot_s(e2e, ttft, self.completion_tokens) if self.completion_tokens else float('nan')
         route = {'backend': self.backend, 'kind': self.kind, 'arm': self.arm}
-        return Record(run_id=run_id, stage='serve', task_id=self.rid, config_hash=config_hash(route), config=route, mode='open',
+        checked = (self.schema is not None or self.tools is not None) and self.status == 200 and not self.error_type
+        jv, sv = answer_validity(self.schema, ''.join(self.parts), self.tool_calls, self.tools) if checked else (False, False)
+        return Record(run_id=run_id, stage='serve', task_id=self.rid, config_hash=config_hash(route), config={**route, 'schema': checked}, mode='open',
+                      json_valid=jv, schema_valid=sv, propensity=self.propensity, parent_id=self.parent_id,
                       engine_id=self.engine_id or '', model_id=self.model or '', backend=self.backend, arm=self.arm,
                       t_submit=self.t_arrival, t_first_token=self.t_first, t_end=t_end, t_chunks=self.t_chunks,
                       chunk_tokens=[self.completion_tokens/len(self.t_chunks)]*len(self.t_chunks) if self.completion_tokens and self.t_chunks else [],
@@ -280,6 +320,7 @@ class RecordSink:
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #d01de6fc
 BACKEND_HEADER = 'x-agent-slo-backend'   # response header: the backend that served the request
+REQUEST_ID = re.compile(r'^[A-Za-z0-9_.:-]{1,64}$')   # a client's x-request-id the gateway adopts as the request id
 
 def _error(status:int, message:str, type_:str='invalid_request_error', param:str|None=None, code:str|None=None, headers=None):
     "An OpenAI-style error response."
@@ -511,6 +552,12 @@ class VLLMBackend(ProxyBackend):
         name = await asyncio.to_thread(self.server.load_adapter, adapter)
         self.mark(*await self.probe())
         return name
+    async def unload_adapter(self, model:str):
+        "Unload a runtime adapter by the model id it was loaded as (a retired rollout arm)."
+        if model == self.server.model_id: return
+        r = await self.client.post('/unload_lora_adapter', json={'lora_name': model}, timeout=30)
+        if r.status_code != 200: log.warning(f"backend {self.name}: vLLM did not unload {model}: HTTP {r.status_code} {r.text[:200]}")
+        self.mark(*await self.probe())
     async def probe(self):
         if not self.server.alive(): return False, f"vLLM exited with code {self.server.proc.returncode} (log: {self.server.log_path})"
         return await super().probe()
@@ -573,7 +620,7 @@ class Route:
         return f"no healthy backend serves {model!r}: " + '; '.join(f"{b.name} ({b.reason or 'unhealthy'})" for b in self.pool or [])
 
 class Router:
-    "Routing over the backend table: the backend the request names, else every healthy backend serving its model, in table order. Shadow and canary are further rules here."
+    "Routing over the backend table: the backend the request names, else every healthy backend serving its model, in table order. Shadow and canary (`serve.rollout`) choose among arms before it."
     def __init__(self, backends:list[Backend]):
         if not backends: raise ConfigError("the gateway needs at least one backend")
         self.backends = {b.name: b for b in backends}
@@ -583,7 +630,7 @@ class Router:
         if want is not None:
             if want not in self.backends: raise LookupError(f"backend {want!r} not found; this gateway has {list(self.backends)}")
             pool = [self.backends[want]]
-        else: pool = list(self.backends.values())
+        else: pool = [b for b in self.backends.values() if not getattr(b, 'rollout_only', False)]   # an arm's own backend serves through the rollout
         pool = [b for b in pool if b.serves(model)]
         if not pool: raise LookupError(f"model {model!r} not found; this server serves {self.models()}")
         return Route([b for b in pool if b.healthy], pool=pool)
@@ -606,14 +653,113 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     sink = RecordSink(s.serve_records) if s.serve_records else None
     run_id, epoch = uuid.uuid4().hex[:12], time.time()
     key = s.serve_api_key.get_secret_value() if s.serve_api_key else None
+    registry = AdapterRegistry(artifacts_root(s))
+    rollout = Rollout(registry, load_alerts(s.alerts), s.canary_percent, s.force_baseline, on_transition=lambda e: metrics.transitions.labels(e['event']).inc())
+    metrics.canary_percent.set_function(lambda: rollout.percent if rollout.active and rollout.mode == 'canary' and not rollout.force else 0.0)
+    for m in ('off', 'shadow', 'canary'): metrics.rollout_mode.labels(m).set_function(lambda m=m: float(rollout.mode == m))
+    fb_dir = Path(s.feedback_dir) if s.feedback_dir else None
+    responses = ResponseLog(fb_dir/'responses.jsonl') if fb_dir else None
+    store = FeedbackStore(fb_dir/'feedback.jsonl') if fb_dir else None
+    io = ThreadPoolExecutor(1, thread_name_prefix='agent-slo-responses')   # the response log's fsyncs, off the event loop
+    tasks, lock = set(), asyncio.Lock()   # shadow mirrors and arm retirements in flight; one rollout change at a time
 
     state = {'scheduler': scheduler or Scheduler()}
+    def rollout_models() -> set:
+        "The model names a rollout answers for: `default`, the baseline's model id, and its adapter's registry name."
+        b = rollout.baseline
+        return {'default', ''} | ({b.model, b.spec.adapter.partition('@')[0]} if b.spec.adapter else {b.model}) if b else set()
     live = {b.name: {} for b in backends}   # backend -> request id -> Trace: what admission control sees in flight
 
     def finish(tr:Trace):
         if tr.backend in live: live[tr.backend].pop(tr.rid, None)
         metrics.observe(tr)
-        if sink is not None: sink.write(tr.record(run_id))
+        rec = tr.record(run_id)
+        d = rec.model_dump()
+        rollout.observe(tr.arm, d)
+        for sli, good in record_slis(d, rollout.slo_s).items():
+            if good is not None: metrics.sli.labels(tr.arm, sli, 'good' if good else 'bad').inc()
+        if sink is not None: sink.write(rec)
+        if responses is not None and tr.arm != 'shadow' and tr.status == 200 and not tr.error_type:
+            io.submit(responses.persist, responses.add(tr.rid, tr.messages, rec.text or '', rec.model_id, tr.arm, tr.backend, tr.tool_calls))
+
+    def background(coro):
+        t = asyncio.get_running_loop().create_task(coro); tasks.add(t); t.add_done_callback(tasks.discard)
+
+    def add_backend(b:Backend):
+        backends.append(b); router.backends[b.name] = b; live[b.name] = {}
+        metrics.healthy.labels(b.name).set_function(lambda b=b: float(b.healthy))
+        metrics.inflight.labels(b.name).set_function(lambda b=b: b.inflight)
+
+    async def open_arm(spec:ArmSpec) -> Arm:
+        "A registered adapter on a backend, ready to serve: loaded into a vLLM under its own name, or an in-process engine of its own."
+        spec = pin(spec, registry)
+        if spec.backend is not None and spec.backend not in router.backends: raise LookupError(f"backend {spec.backend!r} not found; this gateway has {list(router.backends)}")
+        b = router.backends[spec.backend] if spec.backend else next(x for x in backends if not getattr(x, 'rollout_only', False))
+        if spec.adapter is None: return Arm(spec.model_copy(update={'backend': b.name}), b, (b.model_ids() or ['default'])[0])
+        if isinstance(b, VLLMBackend): return Arm(spec.model_copy(update={'backend': b.name}), b, await b.load_adapter(spec.adapter))
+        if isinstance(b, LocalBackend):
+            eng = b.engine
+            if getattr(eng, 'adapter', None) is not None and eng.adapter_tags(eng.adapter)[-1:] == [spec.adapter]: return Arm(spec.model_copy(update={'backend': b.name}), b, eng.model_id)
+            new = await asyncio.to_thread(make_engine, s.model_copy(update={'provider': 'embedded', 'adapter': spec.adapter}))
+            arm_b = LocalBackend(f"{b.name}+{spec.adapter}", new, s.max_queue, s.max_batch, metrics.batch.observe)
+            arm_b.rollout_only = True
+            add_backend(arm_b)
+            return Arm(spec.model_copy(update={'backend': b.name}), arm_b, new.model_id, owned=True)
+        raise ValueError(f"backend {b.name} is a {b.kind} backend: it cannot load adapters (an embedded backend, or a vllm backend with lora: true, can)")
+
+    def current_spec() -> ArmSpec:
+        "What serves now, as an arm: the first backend, with the in-process engine's adapter if it has one."
+        b = next(x for x in backends if not getattr(x, 'rollout_only', False))
+        eng = getattr(b, 'engine', None)
+        tags = eng.adapter_tags(eng.adapter) if eng is not None and getattr(eng, 'adapter', None) is not None else []
+        return ArmSpec(backend=b.name, adapter=tags[-1] if tags and '@' in tags[-1] else None)
+
+    async def retire(arm:Arm|None):
+        "Free what only `arm` used, once its requests in flight have finished: its own engine, or its adapter in vLLM."
+        if arm is None or arm.backend is None: return
+        b = arm.backend
+        if not arm.owned and not (isinstance(b, VLLMBackend) and arm.spec.adapter): return
+        if rollout.baseline is not None and rollout.baseline.model == arm.model: return
+        while any(t.model == arm.model for t in live.get(b.name, {}).values()) or (arm.owned and b.inflight): await asyncio.sleep(0.2)
+        if arm.owned:
+            router.backends.pop(b.name, None)
+            if b in backends: backends.remove(b)
+            await b.close()
+        else: await b.unload_adapter(arm.model)
+        log.warning(f"rollout: retired {arm.spec.label()} ({arm.model})")
+
+    async def rollback(reason:str) -> dict:
+        async with lock:
+            if rollout.candidate is None: return {}
+            e, old = rollout.rollback(reason)
+        background(retire(old)); return e
+
+    async def alerts_loop():
+        "Evaluate the burn-rate alerts every interval; roll the candidate back when one fires on its arm."
+        while True:
+            await asyncio.sleep(rollout.alerts.interval_s)
+            try:
+                _, hot = rollout.tick()
+                for a in rollout.evaluator.alerts.values():
+                    metrics.alert_state.labels(a.rule, a.arm).set({'inactive': 0, 'pending': 1, 'firing': 2}[a.state])
+                    for k, (bl, bs) in enumerate(a.burn):
+                        metrics.burn_rate.labels(a.rule, a.arm, str(k), 'long').set(bl); metrics.burn_rate.labels(a.rule, a.arm, str(k), 'short').set(bs)
+                if hot is not None:
+                    await rollback(f"alert {hot.rule} fired on {hot.arm}: burn rates {', '.join(f'{l:.1f}/{sh:.1f}' for l, sh in hot.burn)} (long/short) held since {hot.since - rollout.started:.1f} s into the {rollout.mode}")
+            except Exception as e: log.error(f"alert evaluation failed: {type(e).__name__}: {e}")   # never stops the loop
+
+    async def mirror(arm:Arm, body:ChatBody, raw:dict, parent:Trace):
+        "Send a copy of a request to the shadow arm; its record is linked to the baseline request, its answer goes nowhere."
+        tr = Trace(uuid.uuid4().hex[:16], time.time(), False, False, None, body.deadline_ms)
+        tr.parent_id, tr.propensity, tr.schema, tr.tools, tr.messages, tr.policy = parent.rid, 1.0, parent.schema, parent.tools, parent.messages, parent.policy
+        b = arm.backend
+        if b.priority: tr.priority = 100   # behind every user request on a priority scheduler
+        tr.served_by(b, 'shadow'); tr.model = arm.model
+        live[b.name][tr.rid] = tr
+        try: await b.chat(body.model_copy(update={'stream': False, 'stream_options': None, 'model': arm.model}),
+                          {**{k: v for k, v in raw.items() if k != 'stream_options'}, 'stream': False, 'model': arm.model}, tr, finish)
+        except BackendDown as e: live[b.name].pop(tr.rid, None); tr.fail(503, 'unavailable', str(e)); finish(tr)
+        except Exception as e: live[b.name].pop(tr.rid, None); tr.fail(500, 'server_error', f"shadow: {type(e).__name__}: {e}"); finish(tr)
 
     async def watch():
         "Probe every backend every `health_interval` s: an unhealthy one comes back when it answers again."
@@ -626,13 +772,20 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     @contextlib.asynccontextmanager
     async def lifespan(app):
         for b in backends: await b.start()
-        watcher = asyncio.create_task(watch())
+        if s.candidate and s.rollout_mode != 'off':   # a rollout named in the settings starts with the gateway; a bad name stops it, clearly
+            try: rollout.start(await open_arm(current_spec()), await open_arm(ArmSpec.parse(s.candidate)), s.rollout_mode)
+            except (ArtifactError, LookupError, ValueError, EngineError) as e: raise ConfigError(f"rollout candidate {s.candidate!r}: {e}") from None
+        watcher, evaluator = asyncio.create_task(watch()), asyncio.create_task(alerts_loop())
         yield
-        watcher.cancel()
-        for b in backends: await b.close()
+        watcher.cancel(); evaluator.cancel()
+        for t in list(tasks): t.cancel()
+        for b in list(backends): await b.close()
         if sink is not None: sink.close()
+        io.shutdown(wait=True)
+        if responses is not None: responses.close()
+        if store is not None: store.close()
     app = FastAPI(title='agent-slo gateway', version='0.2.0', lifespan=lifespan)
-    app.state.backends, app.state.router, app.state.metrics, app.state.run_id = backends, router, metrics, run_id
+    app.state.backends, app.state.router, app.state.metrics, app.state.run_id, app.state.rollout = backends, router, metrics, run_id, rollout
     app.state.engine, app.state.batcher = (local.engine, local.batcher) if local else (None, None)
 
     @app.exception_handler(RequestValidationError)
@@ -658,7 +811,8 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         up = [b for b in backends if b.healthy]
         return {'status': 'ok' if len(up) == len(backends) else 'degraded' if up else 'down',
                 'model': next((m for b in up for m in b.model_ids()), None), 'queue_depth': sum(b.inflight for b in backends),
-                'max_queue': sum(b.max_inflight for b in backends), 'backends': [b.describe() for b in backends]}
+                'max_queue': sum(b.max_inflight for b in backends), 'backends': [b.describe() for b in backends],
+                'rollout': rollout.mode, 'feedback': store is not None}
 
     @app.get('/metrics')
     def prom(): return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -703,16 +857,89 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         except (TypeError, ValueError) as e: return _error(400, f"scheduler: {e}", param='scheduler')
         return state['scheduler'].to_dict()
 
+    @app.get('/v1/rollout', dependencies=[Depends(auth)])
+    def rollout_info(): return rollout.describe()
+
+    @app.put('/v1/rollout', dependencies=[Depends(auth)])
+    async def rollout_start(body:RolloutBody):
+        "Start a shadow or a canary of a registered candidate against the baseline (default: what serves now)."
+        async with lock:
+            if rollout.active: return _error(409, f"a {rollout.mode} of {rollout.candidate.spec.label()} is running: promote it or roll it back first", code='rollout_running')
+            try:
+                base = rollout.baseline if body.baseline is None and rollout.baseline is not None else await open_arm(body.baseline or current_spec())
+                cand = await open_arm(body.candidate)
+            except ArtifactError as e: return _error(404, str(e).replace(str(artifacts_root(s)), '<artifacts>'), code='adapter_not_found', param='candidate')
+            except LookupError as e: return _error(404, str(e), code='backend_not_found', param='candidate')
+            except (ValueError, EngineError) as e: return _error(400, str(e), param='candidate')
+            if cand.model == base.model: return _error(400, f"the candidate is the baseline ({base.model})", param='candidate')
+            rollout.start(base, cand, body.mode, body.canary_percent)
+        return rollout.describe()
+
+    @app.post('/v1/rollout/rollback', dependencies=[Depends(auth)])
+    async def rollout_rollback(body:ReasonBody):
+        if rollout.candidate is None: return _error(409, "no candidate to roll back", code='no_rollout')
+        await rollback(body.reason or 'by the operator')
+        return rollout.describe()
+
+    @app.post('/v1/rollout/promote', dependencies=[Depends(auth)])
+    async def rollout_promote(body:ReasonBody):
+        async with lock:
+            if rollout.candidate is None: return _error(409, "no candidate to promote", code='no_rollout')
+            _, old = rollout.promote(body.reason or 'by the operator')
+        background(retire(old))
+        return rollout.describe()
+
+    @app.put('/v1/rollout/force_baseline', dependencies=[Depends(auth)])
+    def rollout_force(body:ForceBody):
+        rollout.set_force_baseline(body.on)
+        return rollout.describe()
+
+    @app.post('/feedback', dependencies=[Depends(auth)])
+    async def feedback(body:FeedbackBody):
+        "Store one feedback item on a served response, fsynced before the answer; a repeated id is idempotent."
+        if store is None: return _error(404, "feedback is off on this gateway: start it with --feedback or AGENT_SLO_FEEDBACK_DIR", code='feedback_off')
+        resp = responses.get(body.response_id)
+        if resp is None:
+            metrics.feedback.labels('unknown_response').inc()
+            return _error(404, f"response {body.response_id!r} was not served by this gateway (or not to a user: shadow answers take no feedback)", code='response_not_found', param='response_id')
+        try: status, item = await asyncio.to_thread(store.add, body, resp)
+        except Conflict as e: metrics.feedback.labels('conflict').inc(); return _error(409, str(e), code='feedback_conflict', param='feedback_id')
+        metrics.feedback.labels(status).inc()
+        return JSONResponse({'status': status, 'feedback_id': body.feedback_id, 'model': item['model'], 'arm': item['arm'], 'items': len(store)},
+                            status_code=201 if status == 'stored' else 200)
+
     @app.post('/v1/chat/completions', dependencies=[Depends(auth)])
     async def chat(body:ChatBody, request:Request):
         t_arrival = time.time()
         raw = await request.json()
-        try: route = router.route(body.model, body.backend or request.headers.get(BACKEND_HEADER))
-        except LookupError as e:
-            metrics.requests.labels('404').inc()
-            return _error(404, str(e), code='model_not_found' if 'model' in str(e)[:6] else 'backend_not_found', param='model')
+        want = body.backend or request.headers.get(BACKEND_HEADER)
+        rid = request.headers.get('x-request-id', '')
+        rid = rid if REQUEST_ID.match(rid) else uuid.uuid4().hex[:16]   # the client's id (canary hashing, retries land on the same arm), else ours
+        tr = Trace(rid, t_arrival, body.stream, bool(body.stream_options and body.stream_options.include_usage), body.priority, body.deadline_ms)
+        tr.messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        rf = body.response_format
+        if rf is not None and rf.type in ('json_object', 'json_schema'):
+            tr.schema = True if rf.type == 'json_object' else ((rf.json_schema or {}).get('schema', rf.json_schema) or True)
+        elif body.tools is not None and (body.tool_choice == 'required' or isinstance(body.tool_choice, dict)):   # 'auto' may answer in words: no verdict
+            name = body.tool_choice.get('function', {}).get('name') if isinstance(body.tool_choice, dict) else None
+            tr.tools = [t for t in body.tools if name is None or (t.get('function') or {}).get('name') == name]
+        shadow = None
+        if want is None and rollout.baseline is not None and body.model in rollout_models():
+            arm, label, p, shadow = rollout.choose(rid)
+            if not arm.backend.healthy and label != 'baseline': arm, label, shadow = rollout.baseline, 'baseline', None   # a sick candidate never takes traffic
+            tr.propensity = p
+            if label == 'baseline' and arm.spec.adapter is None:   # the base model: any backend of the table that serves it, as without a rollout
+                try: route = router.route(body.model, None); route.arm = label
+                except LookupError: route = Route([], arm=label, pool=[arm.backend])
+            else:
+                body, raw = body.model_copy(update={'model': arm.model}), {**raw, 'model': arm.model}
+                route = Route([arm.backend] if arm.backend.healthy else [], arm=label, pool=[arm.backend])
+        else:
+            try: route = router.route(body.model, want)
+            except LookupError as e:
+                metrics.requests.labels('404').inc()
+                return _error(404, str(e), code='model_not_found' if 'model' in str(e)[:6] else 'backend_not_found', param='model')
         sched, dec = state['scheduler'], None
-        tr = Trace(uuid.uuid4().hex[:16], t_arrival, body.stream, bool(body.stream_options and body.stream_options.include_usage), body.priority, body.deadline_ms)
         if body.priority is None and (body.deadline_ms is not None or sched.policy != 'fcfs' or sched.admit):
             first = route.candidates[0] if route.candidates else None
             inflight = [InFlight(t.priority or 0, t.predicted_tokens or 0.0, len(t.t_chunks), t.t_first is not None, t.prompt_est) for t in live.get(first.name, {}).values()] if first else []
@@ -725,6 +952,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
             if first is not None: tr.served_by(first, route.arm)
             tr.fail(429, 'refused', dec.reason); finish(tr)
             return _error(429, f"turned away at arrival: {dec.reason}", 'rate_limited_error', code=REFUSED_CODE, headers={'Retry-After': '1'})
+        if shadow is not None: background(mirror(shadow, body, raw, tr))
         for b in route.candidates:
             tr.served_by(b, route.arm)
             live[b.name][tr.rid] = tr
