@@ -47,8 +47,9 @@ def vllm_gateway(tmp_path_factory):
     if vllm_python() is None: pytest.skip("the managed vLLM venv is missing: `make vllm` (make test builds it)")
     d = tmp_path_factory.mktemp('vllm')
     spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': VLLM_CAP, 'vllm': {'max_num_seqs': 2, 'lora': True, 'max_lora_rank': 16, 'log_path': str(d/'vllm.log')}}]
-    gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_SERVE_RECORDS': str(d/'records.jsonl')}, log_path=d/'serve.log')
-    gw.records, gw.vllm_log = d/'records.jsonl', d/'vllm.log'
+    gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_SERVE_RECORDS': str(d/'records.jsonl'),
+                      'AGENT_SLO_ARTIFACTS': str(d/'artifacts')}, log_path=d/'serve.log')   # a registry of its own: rollouts register test adapters there
+    gw.records, gw.vllm_log, gw.artifacts = d/'records.jsonl', d/'vllm.log', d/'artifacts'
     yield gw
     gw.stop()
 

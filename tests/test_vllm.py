@@ -123,6 +123,76 @@ def test_one_record_per_request(vllm_gateway):
     assert all(r['engine_id'] == 'vllm' and r['completion_tokens'] > 0 and r['e2e_s'] > 0 for r in ok)
     assert sum(r['ttft_s'] is not None for r in ok) == SENT['streamed']   # only streamed answers have a first token to time
 
+def _nearest(text:str, refs:dict) -> set:
+    "The models whose reference answer shares the longest prefix with `text`."
+    common = {m: len(__import__('os').path.commonprefix([text, r])) for m, r in refs.items()}
+    best = max(common.values())
+    return {m for m, c in common.items() if c == best}
+
+def test_rollout_hot_loads_each_version_under_its_own_name(vllm_gateway):
+    """A canary of v1 then of v2 of a registered adapter on the running vLLM, each loaded under its own model name (never
+    in place), promoted in turn under load: no 5xx, every answer is the answer of the model it names, and the version
+    that was retired is unloaded. Prints the load time and the first request's latency after a load against steady state."""
+    from agent_slo.core.artifacts import AdapterRegistry
+    from agent_slo.engine.hf import random_adapter
+    from agent_slo.serve.rollout import canary_bucket
+    reg = AdapterRegistry(vllm_gateway.artifacts)
+    for seed in (1, 2):
+        reg.register('tuned', random_adapter(vllm_gateway.artifacts/f'src{seed}', r=8, alpha=32, targets=('q_proj', 'v_proj'), seed=seed), {'seed': seed}, make_current=False)
+    root = vllm_gateway.base_url.rsplit('/v1', 1)[0]
+    client = openai.OpenAI(base_url=vllm_gateway.base_url, api_key='none', max_retries=0, timeout=120)
+    qs = ['What is the capital of France?', 'Name a big city in Japan.', 'Where is Big Ben?']
+    def ask(q, rid, model='default'):
+        t = time.time()
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=[{'role': 'user', 'content': q}], max_tokens=16, temperature=0,
+                                                                extra_headers={'x-request-id': rid})
+        r = raw.parse()
+        return {'rid': rid, 'q': q, 'model': r.model, 'text': r.choices[0].message.content, 'status': raw.status_code, 's': time.time() - t, 't0': t}
+    out, stop = [], threading.Event()
+    def load():
+        i = 0
+        while not stop.is_set():
+            out.append(ask(qs[i % 3], f'hot-{i}')); i += 1
+    th = [threading.Thread(target=load) for _ in range(2)]
+    for t in th: t.start()
+    try:
+        timings = {}
+        for v in ('v1', 'v2'):
+            time.sleep(2)
+            t = time.time(); r = httpx.put(f'{root}/v1/rollout', json={'candidate': {'adapter': f'tuned@{v}'}, 'mode': 'canary', 'canary_percent': 50}, timeout=300)
+            timings[v] = (time.time() - t, time.time())
+            assert r.status_code == 200, r.text
+            time.sleep(4)
+            r = httpx.post(f'{root}/v1/rollout/promote', json={'reason': f'{v} canary clean'}, timeout=60)
+            assert r.status_code == 200 and r.json()['baseline']['adapter'] == f'tuned@{v}', r.text
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in th: t.join(60)
+    base, v1, v2 = MODEL, f'{MODEL}+tuned@v1', f'{MODEL}+tuned@v2'
+    SENT['whole'] += len(out)
+    assert out and all(a['status'] == 200 for a in out)
+    assert {a['model'] for a in out} == {base, v1, v2}
+    refs = {m: {q: ask(q, f'ref-{m}-{q}'[:60].replace(' ', '_').replace('?', '').replace('+', '_').replace('@', '_'), m)['text'] for q in qs} for m in (v2,)}
+    # the retired versions: v1 unloaded from vLLM, and the base answers by its own name
+    deadline = time.time() + 30
+    while v1 in [m.id for m in client.models.list().data] and time.time() < deadline: time.sleep(0.5)
+    assert v1 not in [m.id for m in client.models.list().data], "the retired version is still loaded"
+    refs[base] = {q: ask(q, f'refb{i}', base)['text'] for i, q in enumerate(qs)}
+    seen = {(a['model'], a['q']): a['text'] for a in out}
+    refs[v1] = {q: seen.get((v1, q)) for q in qs}   # unloaded now: its own answers under load stand in
+    answers = [a for a in out if a['model'] in (base, v2)]
+    exact = sum(a['text'] == refs[a['model']][a['q']] for a in answers)
+    wrong = [a for a in answers if a['model'] not in _nearest(a['text'], {m: refs[m][a['q']] for m in refs if refs[m][a['q']] is not None})]
+    assert not wrong, wrong[:3]
+    hist = reg.history('tuned')
+    assert [h['version'] for h in hist] == ['v1', 'v2'] and hist[-1]['reason'] == 'promoted after canary: v2 canary clean'
+    for v, m in (('v1', v1), ('v2', v2)):
+        after = sorted((a for a in out if a['model'] == m), key=lambda a: a['t0'])
+        first, steady = after[0]['s'], sorted(a['s'] for a in after[1:])[len(after[1:]) // 2] if len(after) > 1 else float('nan')
+        print(f"tuned@{v}: PUT /v1/rollout (merge + load) {timings[v][0]:.2f} s; first request {first:.2f} s vs steady median {steady:.2f} s (n={len(after) - 1})")
+    print(f"{len(out)} requests under load, 0 non-200; {exact}/{len(answers)} exactly equal to the reference asked alone, all nearest to the model they name")
+
 def test_stops_cleanly_with_the_gateway(vllm_gateway):
     "Stopping `agent-slo serve` stops the vLLM it started: no orphan holds the port or the memory."
     pid = vllm_gateway.health()['backends'][0]['pid']
