@@ -15,7 +15,7 @@ from .tables import config_label
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim', 'fig_bfcl']
+           'fig_p4_sim', 'fig_bfcl', 'fig_rollout']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -316,4 +316,26 @@ def fig_bfcl(table:pd.DataFrame, name:str='bfcl_categories', folder=None) -> lis
     n = table.groupby('category')['n'].max()
     fig.suptitle(f"BFCL per category; n per cell {int(n.min())}–{int(n.max())}", fontsize=9)
     fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #923f60e0
+def fig_rollout(series:pd.DataFrame, transitions:list[dict]|None=None, rule:str='', name:str='ops_rollout', folder=None, pair:int=0) -> list[Path]:
+    "Burn rate of one rule's window pair per arm over time (`burn_series`), its threshold dashed, rollout transitions as labelled vertical lines."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    d = series[series['pair'] == pair].dropna(subset=['burn'])
+    fig, ax = plt.subplots(figsize=(7.2, 3.2))
+    sns.lineplot(data=d, x='t', y='burn', hue='arm', style='window', style_order=['long', 'short'], ax=ax, drawstyle='steps-post')
+    if len(d): ax.axhline(d['threshold'].iloc[0], ls=':', c='grey', lw=1); ax.text(ax.get_xlim()[0], d['threshold'].iloc[0], ' threshold', va='bottom', color='grey', fontsize=8)
+    marks = []   # transitions less than half a second apart share one line and one label
+    for e in sorted((e for e in transitions or [] if e['event'] in ('alert-pending', 'alert-firing', 'rollback', 'promote') or e['event'].startswith('start-')), key=lambda e: e['t']):
+        if marks and e['t'] - marks[-1][0] < 0.5: marks[-1][1].append(e['event'])
+        else: marks.append((e['t'], [e['event']]))
+    top = ax.get_ylim()[1]
+    for t, events in marks:
+        bad = any(x in ('alert-firing', 'rollback') for x in events)
+        ax.axvline(t, c='firebrick' if bad else 'darkorange' if 'alert-pending' in events else 'seagreen', lw=0.8, alpha=0.7)
+        ax.text(t, top, ' ' + ' + '.join(events), rotation=90, va='top', ha='right', fontsize=7)
+    ax.set(xlabel='seconds since the first answer', ylabel='burn rate (bad fraction / budget)', title=f'burn rate of the {rule} alert' if rule else 'burn rate')
+    sns.move_legend(ax, 'upper left', bbox_to_anchor=(1.01, 1), frameon=False)
     return save_fig(fig, name, folder)
