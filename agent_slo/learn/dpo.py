@@ -13,17 +13,20 @@ from .data import TrainConfig, setup, policy, trl_args, lora, wall_clock, fit, f
 from .preferences import preference_data
 
 # %% auto #0
-__all__ = ['train_dpo']
+__all__ = ['train_dpo', 'dpo_on_pairs']
 
 # %% ../../nbs/50_learn/54_dpo.ipynb #f1f7b82a
 def train_dpo(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistry|None=None, out:str|Path|None=None,
               progress:bool=True, track:bool=True) -> dict:
     "DPO with LoRA on the parent policy's own preference pairs; registers the adapter (parent recorded)."
-    from datasets import Dataset
-    from trl import DPOTrainer, DPOConfig
     registry = registry or AdapterRegistry()
     data = preference_data(cfg, catalog, registry, out, progress)
-    pairs = data['pairs']
+    return dpo_on_pairs(cfg, data['pairs'], data['entries'], registry, progress, track)
+
+def dpo_on_pairs(cfg:TrainConfig, pairs:list[dict], entries:dict, registry:AdapterRegistry, progress:bool=True, track:bool=True, make_current:bool=True) -> dict:
+    "DPO with LoRA on the parent policy (`cfg.parent`) over given pairs ({prompt, chosen, rejected, by}), catalogued in `entries`; registers the adapter as the next version of `cfg.name`."
+    from datasets import Dataset
+    from trl import DPOTrainer, DPOConfig
     if not pairs: raise ConfigError("no preference pairs to train on; raise train_limit, samples or sample_temperature")
     base, tok = setup(cfg)
     model, parent = policy(cfg, base, registry)
@@ -36,4 +39,4 @@ def train_dpo(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegist
         last = [h for h in trainer.state.log_history if 'rewards/accuracies' in h]
         m = {'rows': len(pairs), 'pairs_by_checker': sum(p['by'] == 'checker' for p in pairs),
              'reward_accuracy_last': last[-1]['rewards/accuracies'] if last else None, 'reward_margin_last': last[-1]['rewards/margins'] if last else None}
-        return finish(cfg, trainer, result, wall, Path(d)/'adapter', data['entries'], registry, parent, metrics=m, track=track)
+        return finish(cfg, trainer, result, wall, Path(d)/'adapter', entries, registry, parent, metrics=m, track=track, make_current=make_current)
