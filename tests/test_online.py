@@ -74,3 +74,18 @@ def test_feedback_becomes_a_live_adapter(tmp_path):
     steady = sorted(a['s'] for a in live[1:])
     print(f"feedback -> live {upd['feedback_to_live_s']:.1f} s (train {upd['train_s']:.1f} s, loop {upd['loop_s']:.1f} s); first request on the new version "
           f"{first['s']:.2f} s vs steady median {steady[len(steady) // 2] if steady else float('nan'):.2f} s; {len(out)} requests during the loop, 0 failed")
+
+def test_chat_feedback_session_in_the_terminal(tmp_path):
+    "`agent-slo chat --feedback`: a person chats with the gateway and rates each answer; the items land in the feedback log, with the conversation."
+    import subprocess, sys
+    from pathlib import Path
+    s = load_settings(env={'AGENT_SLO_ARTIFACTS': str(tmp_path/'art'), 'AGENT_SLO_FEEDBACK_DIR': str(tmp_path/'fb')})
+    with ServerThread(HFEngine(settings=s), s) as srv:
+        exe = Path(sys.executable).parent/'agent-slo'
+        p = subprocess.run([str(exe), 'chat', '--feedback', '--gateway', srv.base_url, '--max-tokens', '16'], capture_output=True, text=True, timeout=300,
+                           input="What is 2 + 2?\n+ empathy=0.5\nAnd 3 + 3?\nfix: 6\nOne more?\ngreat\n/quit\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count('[feedback stored') == 2 and "[not rated: rating 'great'" in p.stdout and '[SmolLM2-135M-Instruct] ' in p.stdout, p.stdout
+    items = read_jsonl(tmp_path/'fb'/'feedback.jsonl')
+    assert [(i['rating'], i['dimensions'], i['corrected']) for i in items] == [(1.0, {'empathy': 0.5}, None), (-1.0, {}, '6')]
+    assert [m['content'] for m in items[1]['messages']][::2] == ['What is 2 + 2?', 'And 3 + 3?']   # the whole conversation the answer was given in

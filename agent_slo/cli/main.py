@@ -13,10 +13,10 @@ from ..engine.client import make_engine
 from ..eval import metrics
 
 # %% auto #0
-__all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'cmd_chat',
-           'scheduler_from_args', 'cmd_serve', 'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1',
-           'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
-           'cmd_sweeps', 'build_parser', 'main']
+__all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
+           'scheduler_from_args', 'cmd_online', 'cmd_serve', 'cmd_demo', 'run_demo', 'run_paper', 'run_p1',
+           'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage',
+           'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -43,7 +43,42 @@ def cmd_models(s:Settings, args) -> int:
     for m in eng.models(): print(m)
     return 0
 
+def chat_feedback(gateway:str, stdin=None, out=None, api_key:str='none', max_tokens:int=128) -> int:
+    "An interactive session with a gateway: each line is a user turn; after each answer, a rating line (+, -, 0, `dim=+0.5`, `fix: ...`) goes to POST /feedback."
+    import httpx, uuid
+    from agent_slo.serve.feedback import parse_rating
+    stdin, out = stdin or sys.stdin, out or sys.stdout
+    root = gateway.rstrip('/').removesuffix('/v1')
+    http = httpx.Client(base_url=root, timeout=300, headers={'authorization': f'Bearer {api_key}'})
+    msgs, stored = [], 0
+    say = lambda text: (print(text, file=out, flush=True))
+    say("agent-slo chat: type a message (/quit to end); after each answer rate it: + or -, 0, dim=+0.5 (e.g. empathy=+0.5), fix: <the answer you wanted>; enter skips")
+    while True:
+        say('you> '); line = stdin.readline()
+        if not line or line.strip() == '/quit': break
+        if not line.strip(): continue
+        msgs.append({'role': 'user', 'content': line.strip()})
+        r = http.post('/v1/chat/completions', json={'model': 'default', 'messages': msgs, 'max_tokens': max_tokens, 'temperature': 0})
+        if r.status_code != 200:
+            say(f"[error {r.status_code}] {r.json().get('error', {}).get('message', r.text[:200])}"); msgs.pop(); continue
+        d = r.json(); answer = d['choices'][0]['message']['content'] or ''
+        msgs.append({'role': 'assistant', 'content': answer})
+        say(f"[{d['model']}] {answer}")
+        say('rate> '); rating = stdin.readline()
+        if not rating or not rating.strip(): continue
+        try: item = parse_rating(rating)
+        except ValueError as e: say(f"[not rated: {e}]"); continue
+        f = http.post('/feedback', json={'feedback_id': uuid.uuid4().hex, 'response_id': d['id'], **item})
+        if f.status_code in (200, 201): stored += 1; say(f"[feedback {f.json()['status']}: {f.json()['items']} items in the log]")
+        else: say(f"[feedback refused {f.status_code}: {f.json().get('error', {}).get('message')}]")
+    say(f"{stored} feedback items sent")
+    return 0
+
 def cmd_chat(s:Settings, args) -> int:
+    if args.feedback_session:
+        if not args.gateway: raise ConfigError("chat --feedback talks to a gateway: give --gateway http://127.0.0.1:8321/v1 (agent-slo serve --feedback)")
+        return chat_feedback(args.gateway, api_key=s.serve_api_key.get_secret_value() if s.serve_api_key else 'none', max_tokens=args.max_tokens)
+    if args.prompt is None: raise ConfigError("chat needs a prompt (or --feedback for an interactive session)")
     eng = make_engine(s)
     msgs = ([{'role': 'system', 'content': args.system}] if args.system else []) + [{'role': 'user', 'content': args.prompt}]
     req = ChatRequest(msgs, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
@@ -63,6 +98,21 @@ def scheduler_from_args(args):
     try: pred = LengthPredictor.load(args.predictor) if args.predictor else None
     except ValueError as e: raise ConfigError(str(e)) from None
     return Scheduler(args.policy, args.admit, args.slo_e2e, pred)
+
+def cmd_online(s:Settings, args) -> int:
+    "The online loop on a running gateway's feedback log."
+    from agent_slo.ops.loop import OnlineLoop, OnlineConfig
+    from agent_slo.core.artifacts import AdapterRegistry, Catalog, artifacts_root
+    fb = args.feedback_dir or s.feedback_dir or 'data/online_feedback'
+    loop = OnlineLoop(args.gateway, project_path(fb), OnlineConfig.from_yaml(project_path(args.online_config)), AdapterRegistry(artifacts_root(s)), Catalog(artifacts_root(s)))
+    if args.once:
+        upd = loop.step()
+        print(json.dumps(upd, indent=1, default=str) if upd else f"fewer than {loop.cfg.every} new feedback items in {fb}: nothing to do")
+        return 0
+    print(f"agent-slo online: watching {fb}/feedback.jsonl; an update every {loop.cfg.every} items, canaried through {args.gateway}", file=sys.stderr, flush=True)
+    try: loop.run(args.poll)
+    except KeyboardInterrupt: pass
+    return 0
 
 def cmd_serve(s:Settings, args) -> int:
     from agent_slo.serve.gateway import serve
@@ -344,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True)
     sub.add_parser('models', help="list the models the configured endpoint serves (the connectivity check)")
     c = sub.add_parser('chat', help="send one prompt; print the reply and its timings")
-    c.add_argument('prompt')
+    c.add_argument('prompt', nargs='?')
+    c.add_argument('--feedback', dest='feedback_session', action='store_true', help="an interactive session with a gateway, rating each answer into its POST /feedback")
+    c.add_argument('--gateway', help="the gateway's /v1 URL for --feedback")
     c.add_argument('--system', help="system message")
     c.add_argument('--max-tokens', type=int, default=128)
     c.add_argument('--temperature', type=float, default=0.0)
@@ -372,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--rollout', choices=['shadow', 'canary'], help="how the candidate gets traffic (default canary when --candidate is given)")
     v.add_argument('--canary-percent', type=float, help="the canary's share of requests, by a hash of the request id (CANARY_PERCENT)")
     v.add_argument('--alerts', help="burn-rate alert rules (default configs/alerts.yaml)")
+    o = sub.add_parser('online', help="the online loop: feedback -> pairs -> DPO -> registry -> canary -> promote or roll back, on a running gateway")
+    o.add_argument('--gateway', default='http://127.0.0.1:8321/v1', help="the gateway's /v1 URL")
+    o.add_argument('--feedback-dir', help="the gateway's feedback dir (default: AGENT_SLO_FEEDBACK_DIR, else data/online_feedback)")
+    o.add_argument('--online-config', default='configs/online.yaml', help="the loop's YAML")
+    o.add_argument('--once', action='store_true', help="one update if enough items wait, then exit")
+    o.add_argument('--poll', type=float, default=5.0, help="seconds between looks at the log")
     sub.add_parser('demo', help="a quick tour of the engine and server on the configured engine")
     for name, text in (('p1', 'the P1 experiment: accuracy, stability and load in one run, then the paper draft'),
                        ('stability', 'the P1 stability stage only (N repeats per task)'),
@@ -409,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument('--out', default='out/p1', help="records folder")
     return p
 
-COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'demo': cmd_demo,
+COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',

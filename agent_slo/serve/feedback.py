@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..core.records import JsonlWriter, read_jsonl
 
 # %% auto #0
-__all__ = ['ID_PATTERN', 'FeedbackBody', 'Conflict', 'ResponseLog', 'FeedbackStore']
+__all__ = ['ID_PATTERN', 'FeedbackBody', 'parse_rating', 'Conflict', 'ResponseLog', 'FeedbackStore']
 
 # %% ../../nbs/70_serve/72_feedback.ipynb #e83f8f65
 ID_PATTERN = r'^[A-Za-z0-9_.:-]{1,128}$'
@@ -38,6 +38,25 @@ class FeedbackBody(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 # %% ../../nbs/70_serve/72_feedback.ipynb #01113347
+def parse_rating(line:str) -> dict:
+    "A rating line typed in a chat (`+`, `-`, `0` or a number, then `dim=+0.5` adjustments, then `fix: <answer>`) as the fields of a `FeedbackBody`; `ValueError` says what is wrong."
+    text, _, fix = line.partition('fix:')
+    parts = text.split()
+    if not parts and not fix.strip(): raise ValueError("empty rating")
+    head = parts[0] if parts and '=' not in parts[0] else ('-' if fix.strip() else '0')
+    rating = {'+': 1.0, '-': -1.0, 'good': 1.0, 'bad': -1.0}.get(head)
+    if rating is None:
+        try: rating = float(head)
+        except ValueError: raise ValueError(f"rating {head!r}: use +, -, 0 or a number in [-1, 1]") from None
+    dims = {}
+    for p in parts[1 if parts and '=' not in parts[0] else 0:]:
+        k, eq, v = p.partition('=')
+        if not eq: raise ValueError(f"{p!r}: adjustments are dimension=value, e.g. empathy=+0.5")
+        try: dims[k] = float(v)
+        except ValueError: raise ValueError(f"{p!r}: {v!r} is not a number") from None
+    body = FeedbackBody(feedback_id='check', response_id='check', rating=rating, dimensions=dims, corrected=fix.strip() or None)   # the same checks as the server's
+    return body.model_dump(exclude={'feedback_id', 'response_id', 'tags', 'corrected'} if body.corrected is None else {'feedback_id', 'response_id', 'tags'})
+
 class Conflict(ValueError):
     "A feedback id already holds different content."
 
