@@ -184,3 +184,29 @@ def test_feedback_validation_idempotency_and_kill(setup, tmp_path):
     assert (fb/'feedback.jsonl').read_bytes().endswith(b'\n')
     one = next(l for l in lines if l['feedback_id'] == 'f1')
     assert one['response'] is not None and one['messages'][0]['content'] == QS[1] and one['corrected'] == '{"city": "Paris"}' and one['arm'] == 'baseline'
+
+def test_reward_endpoint_scores_with_the_registered_heads(setup):
+    "POST /reward: the registered scalar head and its vector head score answers, as the engine's scorer does; clear 4xx otherwise."
+    from agent_slo.engine.reward import RewardHead, random_reward_head
+    d, reg, env, base, refs = setup
+    s = load_settings(env=env)
+    msgs = [{'role': 'user', 'content': 'What is the capital of France?'}]
+    with ServerThread(base, s) as srv:
+        url = srv.base_url.rsplit('/v1', 1)[0] + '/reward'
+        r = httpx.post(url, json={'messages': msgs, 'responses': ['Paris.']}, timeout=120)
+        assert r.status_code == 404 and "no adapter named 'tool-rm'" in r.json()['error']['message'] and 'make train.rm' in r.json()['error']['message'], r.text
+        reg.register('tool-rm', random_reward_head(d/'rm1'), {'stage': 'rm'})
+        reg.register('tool-rm-vector', random_reward_head(d/'rm5', 5, seed=1), {'stage': 'rm', 'metrics': {'label_mean': [0.5, 0.3, 2.0, 90.0, 0.1], 'label_std': [0.5, 0.4, 1.0, 40.0, 0.2]}})
+        r = httpx.post(url, json={'messages': msgs, 'responses': ['Paris.', 'London.']}, timeout=300)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        for body in ({'messages': msgs, 'responses': []}, {'messages': msgs, 'responses': ['x'], 'model': '../tool-rm'}, {'messages': [], 'responses': ['x']}):
+            assert httpx.post(url, json=body).status_code == 400
+        assert httpx.post(url, json={'messages': msgs, 'responses': ['x'], 'model': 'tool-rm@v7'}).status_code == 404
+    assert got['reward_model'] == {'scalar': 'tool-rm@v1', 'vector': 'tool-rm-vector@v1'}
+    assert list(got['scores'][0]['vector']) == ['r_schema', 'r_succ', 'L', 'C', 'D']
+    sc, vec = RewardHead('tool-rm', s), RewardHead('tool-rm-vector', s)
+    y1, y5 = sc.score(msgs, ['Paris.', 'London.']), vec.score(msgs, ['Paris.', 'London.'])
+    for i in range(2):
+        assert abs(got['scores'][i]['scalar'] - y1[i, 0]) < 1e-4
+        assert max(abs(got['scores'][i]['vector'][k] - y5[i, j]) for j, k in enumerate(['r_schema', 'r_succ', 'L', 'C', 'D'])) < 1e-3

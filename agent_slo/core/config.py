@@ -98,6 +98,7 @@ class Settings(BaseModel):
     rollout_mode: Literal['off', 'shadow', 'canary'] = Field('off', description="how the candidate gets traffic: mirrored (shadow) or a share of it (canary)")
     canary_percent: float = Field(0.0, ge=0, le=100, description="canary: the share of requests, by a hash of the request id, that the candidate serves")
     force_baseline: bool = Field(False, description="route everything to the baseline at once: canary and shadow stop")
+    reward_model: str = Field('tool-rm', description="POST /reward: the registered scalar reward model; its vector head is registered as <name>-vector")
     feedback_dir: Path|None = Field(None, description="where POST /feedback appends (fsynced), and where served responses are kept for it; none: feedback off")
     wandb_project: str = Field('agent-slo', description="W&B project")
     wandb_entity: str|None = Field(None, description="W&B entity (team or user)")
@@ -139,7 +140,7 @@ ENV_VARS = {
     'AGENT_SLO_THREADS': 'threads', 'AGENT_SLO_SEED': 'seed', 'AGENT_SLO_CACHE_DIR': 'cache_dir',
     'AGENT_SLO_OUT': 'out_dir', 'AGENT_SLO_ARTIFACTS': 'artifacts_dir', 'AGENT_SLO_HOST': 'serve_host', 'AGENT_SLO_PORT': 'serve_port',
     'AGENT_SLO_SERVE_API_KEY': 'serve_api_key', 'AGENT_SLO_MAX_QUEUE': 'max_queue',
-    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
+    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'AGENT_SLO_REWARD_MODEL': 'reward_model', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
     'WANDB_DIR': 'wandb_dir', 'WANDB_MODE': 'wandb_mode',
 }
 OWN_PREFIXES = ('AGENT_SLO_', 'AOFW_')  # an unknown variable with these prefixes is a typo, not someone else's

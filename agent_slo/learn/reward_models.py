@@ -11,11 +11,12 @@ from ..core.config import ConfigError
 from ..core.artifacts import Catalog, AdapterRegistry
 from ..core.stats import rate_ci
 from ..eval.reward import VECTOR, load_reward
+from ..engine.reward import score_texts   # the one scorer: the gateway's POST /reward uses it too
 from .data import TrainConfig, setup, trl_args, lora, wall_clock, fit, finish
 from .preferences import preference_data
 
 # %% auto #0
-__all__ = ['score_texts', 'train_rm']
+__all__ = ['train_rm']
 
 # %% ../../nbs/50_learn/53_reward_models.ipynb #657c8203
 def _texts(tok, rows:list[dict], key:str='completion') -> list[str]:
@@ -27,16 +28,6 @@ def _seqcls(base:Path, tok, num_labels:int, **kw):
     m = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels, dtype=torch.float32, **kw)
     m.config.pad_token_id = tok.pad_token_id
     return m
-
-def score_texts(model, tok, texts:list[str], max_length:int=768, batch_size:int=8):
-    "Sequence-classification outputs (n, k) for `texts`, in batches, without gradients."
-    import numpy as np, torch
-    model.eval(); out = []
-    with torch.no_grad():
-        for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i+batch_size], return_tensors='pt', padding=True, truncation=True, max_length=max_length, add_special_tokens=False)
-            out.append(model(**enc).logits.float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 1))
 
 def _auc(labels, scores) -> float:
     from sklearn.metrics import roc_auc_score

@@ -25,6 +25,7 @@ from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadReque
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..eval.alerts import load_alerts, record_slis
+from ..eval.reward import VECTOR
 from .rollout import Arm, ArmSpec, Rollout, RolloutBody, ReasonBody, ForceBody, pin
 from .feedback import FeedbackBody, FeedbackStore, ResponseLog, Conflict
 from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
@@ -33,10 +34,10 @@ log = logging.getLogger('agent_slo.serve')
 
 # %% auto #0
 __all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'REQUEST_ID', 'Message', 'ResponseFormat',
-           'SchedulerBody', 'AdapterBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher', 'ServerMetrics',
-           'answer_validity', 'Trace', 'RecordSink', 'BackendDown', 'Backend', 'LocalBackend', 'ProxyBackend',
-           'VLLMBackend', 'build_backends', 'auto_backends', 'Route', 'Router', 'create_app', 'is_loopback', 'serve',
-           'ServerThread', 'LocalServer', 'gateway_engine']
+           'SchedulerBody', 'AdapterBody', 'RewardBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher',
+           'ServerMetrics', 'answer_validity', 'Trace', 'RecordSink', 'BackendDown', 'Backend', 'LocalBackend',
+           'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends', 'Route', 'Router', 'create_app',
+           'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -67,6 +68,13 @@ class SchedulerBody(BaseModel):
 class AdapterBody(BaseModel):
     "Body of POST /v1/adapters: a registered adapter (name, name@version) or a folder; null for the base model."
     adapter: str|None
+
+class RewardBody(BaseModel):
+    "The body of POST /reward: a conversation, the candidate answers to score, and optionally which registered reward model."
+    model_config = ConfigDict(extra='forbid')
+    messages: list[Message] = Field(min_length=1)
+    responses: list[str] = Field(min_length=1, max_length=16)
+    model: str|None = Field(None, pattern=r'^[A-Za-z0-9_.-]+(@v[0-9]+)?$', description="a registered scalar reward model (default: the settings' reward_model)")
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
@@ -893,6 +901,29 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     def rollout_force(body:ForceBody):
         rollout.set_force_baseline(body.on)
         return rollout.describe()
+
+    heads = {}   # reward-model heads, loaded on first use
+    def head(spec:str):
+        from agent_slo.engine.reward import RewardHead
+        if spec not in heads: heads[spec] = RewardHead(spec, s)
+        return heads[spec]
+
+    @app.post('/reward', dependencies=[Depends(auth)])
+    async def reward(body:RewardBody):
+        "Score answers to a conversation with the registered reward models: the scalar head and, where registered, its vector head (named dimensions)."
+        name = body.model or s.reward_model
+        msgs = [{'role': 'system' if m.role == 'developer' else m.role, 'content': m.text()} for m in body.messages]
+        try: sc = await asyncio.to_thread(head, name)
+        except ArtifactError as e: return _error(404, f"{str(e).replace(str(artifacts_root(s)), '<artifacts>')}; train one with `make train.rm`", code='reward_model_not_found', param='model')
+        vname = name.partition('@')[0] + '-vector'
+        try: vec = await asyncio.to_thread(head, vname)
+        except ArtifactError: vec = None   # a scalar head alone
+        y1 = await asyncio.to_thread(sc.score, msgs, body.responses)
+        yv = await asyncio.to_thread(vec.score, msgs, body.responses) if vec else None
+        dims = (vec.dimensions or (VECTOR if vec.outputs == len(VECTOR) else [f'd{i}' for i in range(vec.outputs)])) if vec else []
+        return {'reward_model': {'scalar': sc.tag, 'vector': vec.tag if vec else None},
+                'scores': [{'response': i, 'scalar': float(y1[i, 0]), 'vector': {k: float(v) for k, v in zip(dims, yv[i])} if yv is not None else None}
+                           for i in range(len(body.responses))]}
 
     @app.post('/feedback', dependencies=[Depends(auth)])
     async def feedback(body:FeedbackBody):
