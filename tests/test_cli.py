@@ -59,3 +59,28 @@ def test_train_config_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and 'is a sft config, not dpo' in r.stderr, r.stderr
     r = run('train', 'dpo', '-p', 'parent="no-such-adapter"', AGENT_SLO_ARTIFACTS=str(tmp_path/'art'))
     assert r.returncode == 2 and "no adapter named 'no-such-adapter'" in r.stderr, r.stderr
+
+def test_reward_probe_and_compare(tmp_path):
+    "`agent-slo reward probe` and `agent-slo compare` on registered (random) reward heads and a registered policy adapter: the scores are the scorer's, the moved dimensions are named."
+    import os, subprocess, sys
+    from agent_slo.core.artifacts import AdapterRegistry
+    from agent_slo.core.config import load_settings
+    from agent_slo.engine.hf import random_adapter
+    from agent_slo.engine.reward import RewardHead, random_reward_head
+    reg = AdapterRegistry(tmp_path/'art')
+    reg.register('tool-rm', random_reward_head(tmp_path/'rm1'), {'stage': 'rm'})
+    reg.register('tool-rm-vector', random_reward_head(tmp_path/'rm5', 5, seed=1), {'stage': 'rm', 'metrics': {'label_mean': [0.5, 0.3, 2.0, 90.0, 0.1], 'label_std': [0.5, 0.4, 1.0, 40.0, 0.2]}})
+    reg.register('noisy', random_adapter(tmp_path/'pol', r=8, alpha=64, targets=('q_proj', 'v_proj'), seed=3), {})
+    env = {**os.environ, 'AGENT_SLO_ARTIFACTS': str(tmp_path/'art')}
+    exe = [str(Path(sys.executable).parent/'agent-slo')]
+    p = subprocess.run(exe + ['reward', 'probe', '--prompt', 'What is the capital of France?', '--response', 'Paris.', '--response', 'I refuse to say.'],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert 'reward models: tool-rm@v1 (scalar), tool-rm-vector@v1' in p.stdout and '(reference)' in p.stdout and 'r_succ' in p.stdout, p.stdout
+    y = RewardHead('tool-rm', load_settings(env={'AGENT_SLO_ARTIFACTS': str(tmp_path/'art')})).score([{'role': 'user', 'content': 'What is the capital of France?'}], ['Paris.'])
+    assert f'{y[0, 0]:.3f}' in p.stdout.splitlines()[2], (y, p.stdout)
+    p = subprocess.run(exe + ['compare', '--adapter', 'noisy@v1', '--prompt', 'Say hi.', '--max-tokens', '12'], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert 'against SmolLM2-135M-Instruct+noisy@v1' in p.stdout and 'Δscalar' in p.stdout and 'noisy@v1' in p.stdout.splitlines()[1], p.stdout
+    p = subprocess.run(exe + ['compare', '--adapter', 'nosuch', '--prompt', 'hi'], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2 and "no adapter named 'nosuch'" in p.stderr, p.stderr

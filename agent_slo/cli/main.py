@@ -14,9 +14,9 @@ from ..eval import metrics
 
 # %% auto #0
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
-           'scheduler_from_args', 'cmd_online', 'cmd_serve', 'cmd_demo', 'run_demo', 'run_paper', 'run_p1',
-           'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage',
-           'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+           'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_online', 'cmd_serve', 'cmd_demo',
+           'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4',
+           'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -98,6 +98,55 @@ def scheduler_from_args(args):
     try: pred = LengthPredictor.load(args.predictor) if args.predictor else None
     except ValueError as e: raise ConfigError(str(e)) from None
     return Scheduler(args.policy, args.admit, args.slo_e2e, pred)
+
+def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|None=None, gateway:str|None=None) -> tuple[list[dict], dict]:
+    "Reward scores of `answers` (scalar and vector), through a gateway's POST /reward or in process; (rows, which heads scored)."
+    if gateway:
+        import httpx
+        r = httpx.post(gateway.rstrip('/').removesuffix('/v1') + '/reward', json={'messages': messages, 'responses': answers, **({'model': model} if model else {})}, timeout=300)
+        if r.status_code != 200: raise ConfigError(f"POST /reward: HTTP {r.status_code}: {r.json().get('error', {}).get('message', r.text[:200])}")
+        d = r.json()
+        return [{'scalar': x['scalar'], **(x['vector'] or {})} for x in d['scores']], d['reward_model']
+    from agent_slo.engine.reward import RewardHead
+    from agent_slo.eval.reward import VECTOR
+    from agent_slo.core.artifacts import ArtifactError
+    name = model or s.reward_model
+    sc = RewardHead(name, s)
+    try: vec = RewardHead(name.partition('@')[0] + '-vector', s)
+    except ArtifactError: vec = None
+    y1, yv = sc.score(messages, answers), vec.score(messages, answers) if vec else None
+    dims = (vec.dimensions or (VECTOR if vec.outputs == len(VECTOR) else [f'd{i}' for i in range(vec.outputs)])) if vec else []
+    return [{'scalar': float(y1[i, 0]), **({k: float(v) for k, v in zip(dims, yv[i])} if vec else {})} for i in range(len(answers))], {'scalar': sc.tag, 'vector': vec.tag if vec else None}
+
+def _moved(rows:list[dict], threshold:float) -> list[str]:
+    "Per row after the first: the dimensions that moved against the first row by more than `threshold`, with their sign."
+    return ['(reference)'] + [', '.join(f"{k} {'+' if r[k] > rows[0][k] else '-'}{abs(r[k] - rows[0][k]):.3g}" for k in r if abs(r[k] - rows[0][k]) > threshold) or 'none' for r in rows[1:]]
+
+def cmd_reward(s:Settings, args) -> int:
+    "`reward probe`: the reward vector of candidate answers, and which dimensions moved against the first."
+    import pandas as pd
+    msgs = [{'role': 'user', 'content': args.prompt}]
+    rows, heads = reward_rows(s, msgs, args.response, args.reward_model, args.gateway)
+    df = pd.DataFrame(rows); df.insert(0, 'response', [a[:48] for a in args.response]); df['moved vs the first'] = _moved(rows, args.threshold)
+    print(f"reward models: {heads['scalar']} (scalar), {heads['vector'] or 'no vector head'}")
+    print(df.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
+    return 0
+
+def cmd_compare(s:Settings, args) -> int:
+    "`compare`: the base model's and an adapter's answers to the same prompts, their reward vectors and the difference."
+    import pandas as pd
+    from agent_slo.engine.hf import HFEngine
+    base, tuned = HFEngine(settings=s), HFEngine(settings=s, adapter=args.adapter)
+    out = []
+    for p in args.prompt:
+        msgs = [{'role': 'user', 'content': p}]
+        a, b = (e.complete(ChatRequest(msgs, max_tokens=args.max_tokens, temperature=0)).text for e in (base, tuned))
+        rows, heads = reward_rows(s, msgs, [a, b], args.reward_model, args.gateway)
+        diff = {k: rows[1][k] - rows[0][k] for k in rows[0]}
+        out.append({'prompt': p[:40], 'base': a[:60], tuned.model_id.split('+')[-1]: b[:60], **{f'Δ{k}': v for k, v in diff.items()}, 'moved': _moved(rows, args.threshold)[1]})
+    print(f"base {base.model_id} against {tuned.model_id}; reward models: {heads['scalar']} (scalar), {heads['vector'] or 'no vector head'}")
+    print(pd.DataFrame(out).to_string(index=False, float_format=lambda x: f'{x:+.3f}'))
+    return 0
 
 def cmd_online(s:Settings, args) -> int:
     "The online loop on a running gateway's feedback log."
@@ -424,6 +473,20 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--rollout', choices=['shadow', 'canary'], help="how the candidate gets traffic (default canary when --candidate is given)")
     v.add_argument('--canary-percent', type=float, help="the canary's share of requests, by a hash of the request id (CANARY_PERCENT)")
     v.add_argument('--alerts', help="burn-rate alert rules (default configs/alerts.yaml)")
+    r = sub.add_parser('reward', help="reward models: `reward probe` shows the reward vector of candidate answers and which dimensions moved")
+    r.add_argument('action', choices=['probe'])
+    r.add_argument('--prompt', required=True)
+    r.add_argument('--response', action='append', required=True, help="a candidate answer (repeat; the first is the reference)")
+    r.add_argument('--reward-model', help="a registered scalar reward model (default: reward_model, tool-rm); its vector head is <name>-vector")
+    r.add_argument('--gateway', help="score through this gateway's POST /reward instead of in process")
+    r.add_argument('--threshold', type=float, default=0.05, help="a dimension moved if it changed by more than this")
+    m = sub.add_parser('compare', help="base against an adapter: answers to the same prompts, their reward vectors and the difference")
+    m.add_argument('--adapter', required=True, help="a registered adapter (name, name@vN)")
+    m.add_argument('--prompt', action='append', required=True, help="a prompt (repeat)")
+    m.add_argument('--max-tokens', type=int, default=64)
+    m.add_argument('--reward-model')
+    m.add_argument('--gateway', help="score through this gateway's POST /reward")
+    m.add_argument('--threshold', type=float, default=0.05)
     o = sub.add_parser('online', help="the online loop: feedback -> pairs -> DPO -> registry -> canary -> promote or roll back, on a running gateway")
     o.add_argument('--gateway', default='http://127.0.0.1:8321/v1', help="the gateway's /v1 URL")
     o.add_argument('--feedback-dir', help="the gateway's feedback dir (default: AGENT_SLO_FEEDBACK_DIR, else data/online_feedback)")
@@ -467,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument('--out', default='out/p1', help="records folder")
     return p
 
-COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'demo': cmd_demo,
+COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
