@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve clean
+.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -143,6 +143,10 @@ bench-constrained: install
 # the gateway's overhead: bare vLLM against vLLM through agent-slo serve (TTFT and per-token ratios), and the in-process engine
 bench-serve: install vllm
 	$(BIN)/python benchmarks/bench_serve.py
+
+# the operations soak: canary, shadow and rollback, the online loop and a kill -9 of the gateway, under load on the managed vLLM
+soak: install vllm
+	$(BIN)/python benchmarks/soak.py
 
 lab: install
 	$(BIN)/jupyter lab nbs/

@@ -469,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--admit', action='store_true', help="admission control: answer 429 at arrival when the predicted completion misses the deadline")
     v.add_argument('--predictor', help="output-length predictor (JSON, as agent-slo p4 writes it) for SJF and admission control")
     v.add_argument('--feedback', nargs='?', const='data/online_feedback', metavar='DIR', help="take POST /feedback, appended to DIR/feedback.jsonl (default DIR: data/online_feedback)")
+    v.add_argument('--baseline', metavar='[BACKEND:]ADAPTER', help="serve this registered adapter as the baseline from the start (a bare name: its current version)")
     v.add_argument('--candidate', metavar='[BACKEND:]ADAPTER', help="a registered adapter (name@vN) to roll out from the start (PUT /v1/rollout does it live)")
     v.add_argument('--rollout', choices=['shadow', 'canary'], help="how the candidate gets traffic (default canary when --candidate is given)")
     v.add_argument('--canary-percent', type=float, help="the canary's share of requests, by a hash of the request id (CANARY_PERCENT)")
@@ -534,7 +535,7 @@ COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online'
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
-               'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'candidate': 'candidate',
+               'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}
 
 def main(argv:list[str]|None=None) -> int:

@@ -94,6 +94,7 @@ class Settings(BaseModel):
                                         description="the gateway's backends, in routing order; a YAML list or `[name=]target[+priority],...`")
     serve_records: Path|None = Field(None, description="where `agent-slo serve` appends one record per request (none: no records)")
     alerts: Path = Field(Path('configs/alerts.yaml'), description="the gateway's burn-rate alert rules (YAML)")
+    baseline: str|None = Field(None, description="the rollout baseline at start: `[backend:]adapter` (a bare name is its current version in the registry): a restarted gateway serves what was promoted")
     candidate: str|None = Field(None, description="a rollout candidate at start: `[backend:]adapter`, the adapter a registry name (name@vN), never a path")
     rollout_mode: Literal['off', 'shadow', 'canary'] = Field('off', description="how the candidate gets traffic: mirrored (shadow) or a share of it (canary)")
     canary_percent: float = Field(0.0, ge=0, le=100, description="canary: the share of requests, by a hash of the request id, that the candidate serves")
@@ -140,7 +141,7 @@ ENV_VARS = {
     'AGENT_SLO_THREADS': 'threads', 'AGENT_SLO_SEED': 'seed', 'AGENT_SLO_CACHE_DIR': 'cache_dir',
     'AGENT_SLO_OUT': 'out_dir', 'AGENT_SLO_ARTIFACTS': 'artifacts_dir', 'AGENT_SLO_HOST': 'serve_host', 'AGENT_SLO_PORT': 'serve_port',
     'AGENT_SLO_SERVE_API_KEY': 'serve_api_key', 'AGENT_SLO_MAX_QUEUE': 'max_queue',
-    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'AGENT_SLO_REWARD_MODEL': 'reward_model', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
+    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_BASELINE': 'baseline', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'AGENT_SLO_REWARD_MODEL': 'reward_model', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
     'WANDB_DIR': 'wandb_dir', 'WANDB_MODE': 'wandb_mode',
 }
 OWN_PREFIXES = ('AGENT_SLO_', 'AOFW_')  # an unknown variable with these prefixes is a typo, not someone else's

@@ -67,9 +67,9 @@ class ResponseLog:
         self.index = {d['id']: d for d in read_jsonl(self.path)} if self.path.exists() else {}
         self.writer = JsonlWriter(self.path)
         self.lock = threading.Lock()
-    def add(self, rid:str, messages:list[dict], text:str, model:str, arm:str, backend:str|None=None, tool_calls=None) -> dict:
+    def add(self, response_id:str, messages:list[dict], text:str, model:str, arm:str, backend:str|None=None, tool_calls=None) -> dict:
         "Index a served response at once (feedback may follow before it is on disk); `persist` it from a worker thread."
-        d = {'id': f'chatcmpl-{rid}', 'at': time.time(), 'model': model, 'arm': arm, 'backend': backend,
+        d = {'id': response_id, 'at': time.time(), 'model': model, 'arm': arm, 'backend': backend,
              'messages': messages, 'text': text, 'tool_calls': tool_calls}
         self.index[d['id']] = d
         return d

@@ -242,6 +242,7 @@ class Trace:
         self.rid, self.t_arrival, self.stream, self.want_usage, self.priority, self.deadline_ms = rid, t_arrival, stream, want_usage, priority, deadline_ms
         self.backend = self.kind = self.engine_id = self.model = None
         self.arm, self.propensity, self.parent_id, self.messages = 'baseline', None, None, None
+        self.response_id = f'chatcmpl-{rid}'   # the id the client sees: ours in process, the backend's when relayed
         self.schema = self.tools = self.tool_calls = None   # what the answer must fit (a JSON schema, or tools it must call), and its calls
         self.policy = self.predicted_tokens = self.deadline_s = None
         self.prompt_est = 0.0   # its prompt in tokens, estimated by the scheduler (admission control)
@@ -281,6 +282,7 @@ class Trace:
                 e = d['error'] if isinstance(d['error'], dict) else {'message': str(d['error'])}
                 self.fail(502, 'server_error', f"backend {self.backend}: {e.get('message')}"); continue
             self.model = d.get('model') or self.model
+            self.response_id = d.get('id') or self.response_id
             self.usage(d.get('usage'))
             choices = d.get('choices') or []
             if not choices: return self.want_usage or not d.get('usage')
@@ -292,6 +294,7 @@ class Trace:
     def see_response(self, d:dict):
         "Read a backend's whole (non-streamed) chat completion."
         self.model = d.get('model') or self.model
+        self.response_id = d.get('id') or self.response_id
         self.usage(d.get('usage'))
         ch = (d.get('choices') or [{}])[0]
         msg = ch.get('message') or {}
@@ -484,7 +487,8 @@ class ProxyBackend(Backend):
     def payload(self, raw:dict, tr:Trace) -> dict:
         "The client's body for this backend: the gateway's own fields dropped, the model resolved, priority set where honoured."
         p = {k: v for k, v in raw.items() if k not in GATEWAY_FIELDS and k != 'priority'}
-        if p.get('model') not in self._models and self._models: p['model'] = self._models[0]   # 'default', or the base id
+        if p.get('model') not in self._models and self._models and '+' not in str(p.get('model')):   # 'default', or the base id; never an adapter's id:
+            p['model'] = self._models[0]                                                             # a missing adapter is a 404, not the base's answer under its name
         if self.priority and tr.priority is not None: p['priority'] = tr.priority
         if tr.stream: p['stream_options'] = {**(raw.get('stream_options') or {}), 'include_usage': True}   # the record needs the token counts
         return p
@@ -688,7 +692,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
             if good is not None: metrics.sli.labels(tr.arm, sli, 'good' if good else 'bad').inc()
         if sink is not None: sink.write(rec)
         if responses is not None and tr.arm != 'shadow' and tr.status == 200 and not tr.error_type:
-            io.submit(responses.persist, responses.add(tr.rid, tr.messages, rec.text or '', rec.model_id, tr.arm, tr.backend, tr.tool_calls))
+            io.submit(responses.persist, responses.add(tr.response_id, tr.messages, rec.text or '', rec.model_id, tr.arm, tr.backend, tr.tool_calls))
 
     def background(coro):
         t = asyncio.get_running_loop().create_task(coro); tasks.add(t); t.add_done_callback(tasks.discard)
@@ -729,6 +733,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         if not arm.owned and not (isinstance(b, VLLMBackend) and arm.spec.adapter): return
         if rollout.baseline is not None and rollout.baseline.model == arm.model: return
         while any(t.model == arm.model for t in live.get(b.name, {}).values()) or (arm.owned and b.inflight): await asyncio.sleep(0.2)
+        if any(a is not None and a.backend is b and a.model == arm.model for a in (rollout.baseline, rollout.candidate)): return   # opened again meanwhile (a canary after its shadow): still in use
         if arm.owned:
             router.backends.pop(b.name, None)
             if b in backends: backends.remove(b)
@@ -780,9 +785,11 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     @contextlib.asynccontextmanager
     async def lifespan(app):
         for b in backends: await b.start()
-        if s.candidate and s.rollout_mode != 'off':   # a rollout named in the settings starts with the gateway; a bad name stops it, clearly
-            try: rollout.start(await open_arm(current_spec()), await open_arm(ArmSpec.parse(s.candidate)), s.rollout_mode)
-            except (ArtifactError, LookupError, ValueError, EngineError) as e: raise ConfigError(f"rollout candidate {s.candidate!r}: {e}") from None
+        try:   # the baseline and a rollout named in the settings start with the gateway; a bad name stops it, clearly
+            if s.baseline: rollout.baseline = await open_arm(ArmSpec.parse(s.baseline))
+            if s.candidate and s.rollout_mode != 'off':
+                rollout.start(rollout.baseline or await open_arm(current_spec()), await open_arm(ArmSpec.parse(s.candidate)), s.rollout_mode)
+        except (ArtifactError, LookupError, ValueError, EngineError) as e: raise ConfigError(f"rollout baseline {s.baseline!r} / candidate {s.candidate!r}: {e}") from None
         watcher, evaluator = asyncio.create_task(watch()), asyncio.create_task(alerts_loop())
         yield
         watcher.cancel(); evaluator.cancel()
@@ -1035,9 +1042,10 @@ class ServerThread:
 class LocalServer(ManagedServer):
     "`agent-slo serve` in a subprocess on loopback; `.base_url` is its /v1 URL, `.engine()` an `OpenAIEngine` for it."
     def __init__(self, env:dict|None=None,   # settings for the server, as environment variables (AGENT_SLO_BACKENDS picks the backends)
-                 log_path:str|Path|None=None, startup_timeout:float=900):   # a cold managed vLLM compiles for minutes
+                 log_path:str|Path|None=None, startup_timeout:float=900,   # a cold managed vLLM compiles for minutes
+                 port:int|None=None):   # a restart on the port its clients know
         import sys
-        self.port = free_port()
+        self.port = port or free_port()
         self.base_url = f'http://127.0.0.1:{self.port}/v1'
         exe = Path(sys.executable).parent/'agent-slo'
         cmd = [str(exe)] if exe.exists() else [sys.executable, '-c', 'import sys; from agent_slo.cli.main import main; sys.exit(main())']
