@@ -128,7 +128,8 @@ class Rollout:
     def tick(self, now:float|None=None):
         "Evaluate the alerts: (the transitions, the firing alert on the candidate's arm or None)."
         changed = self.evaluator.evaluate(now or time.time())
-        for a in changed: self.transition(f'alert-{a.state}', f"{a.rule} on {a.arm}", rule=a.rule, arm=a.arm, burn=a.burn)
+        for a in changed:   # a window with no events burns NaN: None in the history, which is served as JSON
+            self.transition(f'alert-{a.state}', f"{a.rule} on {a.arm}", rule=a.rule, arm=a.arm, burn=[[None if b != b else b for b in pair] for pair in a.burn])
         arm = 'shadow' if self.mode == 'shadow' else 'canary'
         hot = self.evaluator.firing(arm) if self.active else []
         return changed, (hot[0] if hot else None)
