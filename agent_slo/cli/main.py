@@ -107,16 +107,14 @@ def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|No
         if r.status_code != 200: raise ConfigError(f"POST /reward: HTTP {r.status_code}: {r.json().get('error', {}).get('message', r.text[:200])}")
         d = r.json()
         return [{'scalar': x['scalar'], **(x['vector'] or {})} for x in d['scores']], d['reward_model']
-    from agent_slo.engine.reward import RewardHead
+    from agent_slo.engine.reward import RewardHead, score_answers
     from agent_slo.eval.reward import VECTOR
     from agent_slo.core.artifacts import ArtifactError
     name = model or s.reward_model
     sc = RewardHead(name, s)
     try: vec = RewardHead(name.partition('@')[0] + '-vector', s)
     except ArtifactError: vec = None
-    y1, yv = sc.score(messages, answers), vec.score(messages, answers) if vec else None
-    dims = (vec.dimensions or (VECTOR if vec.outputs == len(VECTOR) else [f'd{i}' for i in range(vec.outputs)])) if vec else []
-    return [{'scalar': float(y1[i, 0]), **({k: float(v) for k, v in zip(dims, yv[i])} if vec else {})} for i in range(len(answers))], {'scalar': sc.tag, 'vector': vec.tag if vec else None}
+    return [{'scalar': x['scalar'], **(x['vector'] or {})} for x in score_answers(sc, vec, messages, answers, VECTOR)], {'scalar': sc.tag, 'vector': vec.tag if vec else None}
 
 def _moved(rows:list[dict], threshold:float) -> list[str]:
     "Per row after the first: the dimensions that moved against the first row by more than `threshold`, with their sign."

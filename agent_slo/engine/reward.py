@@ -10,7 +10,7 @@ from ..core.artifacts import ArtifactError, AdapterRegistry, adapter_tag, artifa
 from .hf import base_model
 
 # %% auto #0
-__all__ = ['score_texts', 'RewardHead', 'random_reward_head']
+__all__ = ['score_texts', 'RewardHead', 'score_answers', 'random_reward_head']
 
 # %% ../../nbs/10_engine/14_reward.ipynb #60b983fe
 def score_texts(model, tok, texts:list[str], max_length:int=768, batch_size:int=8):
@@ -62,6 +62,14 @@ class RewardHead:
         with self.lock: y = score_texts(self.model, self.tok, [self.text(messages, a) for a in answers], self.max_length)
         if self.mean is not None and self.std is not None and len(self.mean) == y.shape[1]: y = y*np.array(self.std) + np.array(self.mean)
         return y
+
+def score_answers(scalar:RewardHead, vector:RewardHead|None, messages:list[dict], answers:list[str], default_dims:list[str]) -> list[dict]:
+    "Per answer {'scalar': x, 'vector': {dimension: v} or None}; a vector head's dimensions are its own (METADATA) or `default_dims` when they fit."
+    y1 = scalar.score(messages, answers)
+    if vector is None: return [{'scalar': float(y1[i, 0]), 'vector': None} for i in range(len(answers))]
+    yv = vector.score(messages, answers)
+    dims = vector.dimensions or (default_dims if vector.outputs == len(default_dims) else [f'd{i}' for i in range(vector.outputs)])
+    return [{'scalar': float(y1[i, 0]), 'vector': dict(zip(dims, map(float, yv[i])))} for i in range(len(answers))]
 
 # %% ../../nbs/10_engine/14_reward.ipynb #735bd337
 def random_reward_head(folder:str|Path, outputs:int=1, settings:Settings|None=None, seed:int=0) -> Path:

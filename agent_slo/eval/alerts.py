@@ -14,7 +14,7 @@ from ..core.config import ConfigError, project_path
 
 # %% auto #0
 __all__ = ['SLIS', 'SERVER_FAULTS', 'BurnWindow', 'AlertRule', 'AlertConfig', 'load_alerts', 'burn_rate', 'Alert', 'Evaluator',
-           'record_slis', 'replay_alerts', 'burn_series']
+           'record_slis', 'replay', 'replay_alerts', 'burn_series']
 
 # %% ../../nbs/40_eval/46_alerts.ipynb #8550a998
 SLIS = ('latency', 'error', 'schema', 'success')
@@ -153,39 +153,30 @@ def record_slis(r:dict, slo_s:float|None=None) -> dict:
             'schema': bool(r.get('schema_valid')) if answered and cfg.get('schema') else None,
             'success': bool(r.get('success')) if answered and cfg.get('labelled') else None}
 
-def replay_alerts(records:pd.DataFrame|list[dict], config:AlertConfig, arm_col:str='arm', step_s:float|None=None) -> pd.DataFrame:
-    "Replay records in the order they ended through an `Evaluator`: every alert transition, in seconds since the first record ended."
-    rs = records.to_dict('records') if isinstance(records, pd.DataFrame) else list(records)
-    rs = sorted(rs, key=lambda r: r['t_end'])
-    cols = ['t', 'rule', 'arm', 'state']
-    if not rs: return pd.DataFrame(columns=cols)
+def replay(records:pd.DataFrame|list[dict], config:AlertConfig, arm_col:str='arm', step_s:float|None=None):
+    "Feed records, in the order they ended, to an `Evaluator` every `step_s`: yields (seconds since the first record ended, the evaluator, the transitions)."
+    rs = sorted(records.to_dict('records') if isinstance(records, pd.DataFrame) else list(records), key=lambda r: r['t_end'])
+    if not rs: return
     ev, t0, step = Evaluator(config), rs[0]['t_end'], step_s or config.interval_s
     slo = next((r.slo_s for r in config.rules if r.sli == 'latency'), None)
-    out, i, t = [], 0, t0
+    i, t = 0, t0
     while t <= rs[-1]['t_end'] + step:
         while i < len(rs) and rs[i]['t_end'] <= t:
             ev.observe(rs[i].get(arm_col) or 'baseline', rs[i]['t_end'], **record_slis(rs[i], slo)); i += 1
-        out += [{'t': t - t0, 'rule': a.rule, 'arm': a.arm, 'state': a.state} for a in ev.evaluate(t)]
+        yield t - t0, ev, ev.evaluate(t)
         t += step
-    return pd.DataFrame(out, columns=cols)
+
+def replay_alerts(records:pd.DataFrame|list[dict], config:AlertConfig, arm_col:str='arm', step_s:float|None=None) -> pd.DataFrame:
+    "Every alert transition of a replay of records, in seconds since the first record ended."
+    return pd.DataFrame([{'t': t, 'rule': a.rule, 'arm': a.arm, 'state': a.state} for t, _, changed in replay(records, config, arm_col, step_s) for a in changed],
+                        columns=['t', 'rule', 'arm', 'state'])
 
 # %% ../../nbs/40_eval/46_alerts.ipynb #514d647a
 def burn_series(records:pd.DataFrame|list[dict], config:AlertConfig, rule:str, arm_col:str='arm', step_s:float|None=None) -> pd.DataFrame:
     "The burn rates of one rule over a replay of records: columns t (s since the first record ended), arm, pair, window (long or short), burn, threshold."
-    rs = sorted(records.to_dict('records') if isinstance(records, pd.DataFrame) else list(records), key=lambda r: r['t_end'])
-    cols = ['t', 'arm', 'pair', 'window', 'burn', 'threshold']
     r = next((x for x in config.rules if x.name == rule), None)
     if r is None: raise ValueError(f"no rule {rule!r}; rules: {', '.join(x.name for x in config.rules)}")
-    if not rs: return pd.DataFrame(columns=cols)
-    ev, t0, step = Evaluator(AlertConfig(interval_s=config.interval_s, rules=[r])), rs[0]['t_end'], step_s or config.interval_s
-    slo = r.slo_s if r.sli == 'latency' else None
-    out, i, t = [], 0, t0
-    while t <= rs[-1]['t_end'] + step:
-        while i < len(rs) and rs[i]['t_end'] <= t:
-            ev.observe(rs[i].get(arm_col) or 'baseline', rs[i]['t_end'], **record_slis(rs[i], slo)); i += 1
-        ev.evaluate(t)
-        for (name, arm), a in ev.alerts.items():
-            for k, (bl, bs) in enumerate(a.burn):
-                out += [{'t': t - t0, 'arm': arm, 'pair': k, 'window': w, 'burn': b, 'threshold': r.windows[k].burn} for w, b in (('long', bl), ('short', bs))]
-        t += step
-    return pd.DataFrame(out, columns=cols)
+    out = [{'t': t, 'arm': arm, 'pair': k, 'window': w, 'burn': b, 'threshold': r.windows[k].burn}
+           for t, ev, _ in replay(records, AlertConfig(interval_s=config.interval_s, rules=[r]), arm_col, step_s)
+           for (_, arm), a in ev.alerts.items() for k, pair in enumerate(a.burn) for w, b in zip(('long', 'short'), pair)]
+    return pd.DataFrame(out, columns=['t', 'arm', 'pair', 'window', 'burn', 'threshold'])

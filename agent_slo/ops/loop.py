@@ -108,8 +108,14 @@ class OnlineLoop:
             if r.status_code == 200: out.append(r.json()['choices'][0]['message']['content'] or '')
         return out
 
+    def _canary_answers(self) -> float:
+        "Canary answers (HTTP 200) the gateway has served, from its own counter on /metrics."
+        m = self.http.get('/metrics').text
+        return sum(float(l.rsplit(' ', 1)[1]) for l in m.splitlines() if l.startswith('agent_slo_arm_requests_total{arm="canary"') and 'status="200"' in l)
+
     def _canary(self, spec:str) -> tuple[str, float|None, dict]:
         "Canary `spec` through the gateway: ('promoted', when it went live, rollout) or ('rolled back', None, rollout)."
+        before = self._canary_answers()
         r = self.http.put('/v1/rollout', json={'candidate': {'adapter': spec}, 'mode': 'canary', 'canary_percent': self.cfg.canary_percent})
         if r.status_code != 200: raise ConfigError(f"the gateway refused the canary of {spec}: HTTP {r.status_code}: {r.text[:300]}")
         t0 = time.time()
@@ -119,8 +125,7 @@ class OnlineLoop:
             if ro['mode'] == 'off':   # the gateway rolled it back (an alert fired), or an operator did
                 return 'rolled back', None, ro
 
-            m = self.http.get('/metrics').text
-            seen = sum(float(l.rsplit(' ', 1)[1]) for l in m.splitlines() if l.startswith('agent_slo_arm_requests_total{arm="canary"') and 'status="200"' in l) - self._canary0
+            seen = self._canary_answers() - before
             if time.time() - t0 >= self.cfg.canary_s and seen >= self.cfg.min_canary:
                 r = self.http.post('/v1/rollout/promote', json={'reason': f"online loop: {int(seen)} canary answers in {time.time() - t0:.0f} s, no alert"})
                 return 'promoted', time.time(), r.json()
@@ -154,8 +159,6 @@ class OnlineLoop:
                 self.registry.set_current(cfg.name, current, reason=why) if current else None
                 upd.update(outcome='failed fixtures', reason=why)
             else:
-                m = self.http.get('/metrics').text
-                self._canary0 = sum(float(l.rsplit(' ', 1)[1]) for l in m.splitlines() if l.startswith('agent_slo_arm_requests_total{arm="canary"') and 'status="200"' in l)
                 outcome, t_live, ro = self._canary(spec)
                 upd.update(outcome=outcome, reason=(ro.get('history') or [{}])[-1].get('reason'),
                            feedback_to_live_s=None if t_live is None else t_live - t_nth, live_at=t_live)

@@ -925,12 +925,9 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         vname = name.partition('@')[0] + '-vector'
         try: vec = await asyncio.to_thread(head, vname)
         except ArtifactError: vec = None   # a scalar head alone
-        y1 = await asyncio.to_thread(sc.score, msgs, body.responses)
-        yv = await asyncio.to_thread(vec.score, msgs, body.responses) if vec else None
-        dims = (vec.dimensions or (VECTOR if vec.outputs == len(VECTOR) else [f'd{i}' for i in range(vec.outputs)])) if vec else []
-        return {'reward_model': {'scalar': sc.tag, 'vector': vec.tag if vec else None},
-                'scores': [{'response': i, 'scalar': float(y1[i, 0]), 'vector': {k: float(v) for k, v in zip(dims, yv[i])} if yv is not None else None}
-                           for i in range(len(body.responses))]}
+        from agent_slo.engine.reward import score_answers
+        scores = await asyncio.to_thread(score_answers, sc, vec, msgs, body.responses, VECTOR)
+        return {'reward_model': {'scalar': sc.tag, 'vector': vec.tag if vec else None}, 'scores': [{'response': i, **x} for i, x in enumerate(scores)]}
 
     @app.post('/feedback', dependencies=[Depends(auth)])
     async def feedback(body:FeedbackBody):
