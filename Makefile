@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -121,11 +121,21 @@ export-check: install
 lint-imports: install
 	$(BIN)/lint-imports --no-cache
 
-test: export-check lint-imports vllm
+# the session page's browser test: Debian's chromium (Playwright drives it; it downloads no browser of its own)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser test"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null; }
+	@test -x $@ || { echo "chromium did not install: the browser test (tests/test_ui.py) needs it"; exit 1; }
+
+chromium: $(CHROMIUM)
+
+test: export-check lint-imports vllm chromium
 	$(BIN)/python -m pytest
 
 # the slow cells and tests too
-test-all: export-check lint-imports vllm
+test-all: export-check lint-imports vllm chromium
 	$(BIN)/python -m pytest --slow
 
 bench-foundation: install

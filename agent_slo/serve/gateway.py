@@ -13,7 +13,7 @@ from typing import Literal
 import httpx
 from fastapi import FastAPI, Request, Depends
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
 
@@ -25,9 +25,11 @@ from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadReque
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..eval.alerts import load_alerts, record_slis
+from ..eval.manifold import load_manifold
 from ..eval.reward import VECTOR
 from .rollout import Arm, ArmSpec, Rollout, RolloutBody, ReasonBody, ForceBody, pin
 from .feedback import FeedbackBody, FeedbackStore, ResponseLog, Conflict
+from .ui import ui_page
 from ..sim.policies import Scheduler, InFlight, LengthPredictor, ServiceModel
 
 log = logging.getLogger('agent_slo.serve')
@@ -942,6 +944,23 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         metrics.feedback.labels(status).inc()
         return JSONResponse({'status': status, 'feedback_id': body.feedback_id, 'model': item['model'], 'arm': item['arm'], 'items': len(store)},
                             status_code=201 if status == 'stored' else 200)
+
+    try: dims = [{'name': d.name, 'range': d.range, 'description': d.description} for d in load_manifold(s.manifold).dimensions]
+    except ConfigError as e: dims = []; log.warning(f"the session page shows no dimension sliders: {e}")
+
+    @app.get('/ui', response_class=HTMLResponse)
+    def ui():
+        "The session page (static: it holds no key; its calls go through the usual key check)."
+        return HTMLResponse(ui_page())
+
+    @app.get('/ui/state', dependencies=[Depends(auth)])
+    def ui_state():
+        "What serves a new request now, the rollout around it, and what the page's rating controls offer."
+        b = next(x for x in backends if not getattr(x, 'rollout_only', False))
+        eng = getattr(b, 'engine', None)
+        serving = rollout.baseline.model if rollout.baseline else eng.model_id if eng is not None else (b.model_ids() or ['default'])[0]
+        return {'serving': serving, 'mode': rollout.mode if rollout.active else 'off', 'candidate': rollout.candidate.model if rollout.candidate else None,
+                'feedback': store is not None, 'dimensions': dims}
 
     @app.post('/v1/chat/completions', dependencies=[Depends(auth)])
     async def chat(body:ChatBody, request:Request):
