@@ -14,9 +14,9 @@ from ..eval import metrics
 
 # %% auto #0
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
-           'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_online', 'cmd_serve', 'cmd_demo',
-           'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3', 'cmd_p4',
-           'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+           'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
+           'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
+           'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -99,11 +99,11 @@ def scheduler_from_args(args):
     except ValueError as e: raise ConfigError(str(e)) from None
     return Scheduler(args.policy, args.admit, args.slo_e2e, pred)
 
-def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|None=None, gateway:str|None=None) -> tuple[list[dict], dict]:
-    "Reward scores of `answers` (scalar and vector), through a gateway's POST /reward or in process; (rows, which heads scored)."
+def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|None=None, gateway:str|None=None, vector:str|None=None) -> tuple[list[dict], dict]:
+    "Reward scores of `answers` (scalar and vector; the vector head `vector`, default `<model>-vector`), through a gateway's POST /reward or in process; (rows, which heads scored)."
     if gateway:
         import httpx
-        r = httpx.post(gateway.rstrip('/').removesuffix('/v1') + '/reward', json={'messages': messages, 'responses': answers, **({'model': model} if model else {})}, timeout=300)
+        r = httpx.post(gateway.rstrip('/').removesuffix('/v1') + '/reward', json={'messages': messages, 'responses': answers, **({'model': model} if model else {}), **({'vector': vector} if vector else {})}, timeout=300)
         if r.status_code != 200: raise ConfigError(f"POST /reward: HTTP {r.status_code}: {r.json().get('error', {}).get('message', r.text[:200])}")
         d = r.json()
         return [{'scalar': x['scalar'], **(x['vector'] or {})} for x in d['scores']], d['reward_model']
@@ -112,8 +112,10 @@ def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|No
     from agent_slo.core.artifacts import ArtifactError
     name = model or s.reward_model
     sc = RewardHead(name, s)
-    try: vec = RewardHead(name.partition('@')[0] + '-vector', s)
-    except ArtifactError: vec = None
+    try: vec = RewardHead(vector or name.partition('@')[0] + '-vector', s)
+    except ArtifactError:
+        if vector: raise ConfigError(f"vector head {vector!r} is not registered") from None
+        vec = None
     return [{'scalar': x['scalar'], **(x['vector'] or {})} for x in score_answers(sc, vec, messages, answers, VECTOR)], {'scalar': sc.tag, 'vector': vec.tag if vec else None}
 
 def _moved(rows:list[dict], threshold:float) -> list[str]:
@@ -124,7 +126,7 @@ def cmd_reward(s:Settings, args) -> int:
     "`reward probe`: the reward vector of candidate answers, and which dimensions moved against the first."
     import pandas as pd
     msgs = [{'role': 'user', 'content': args.prompt}]
-    rows, heads = reward_rows(s, msgs, args.response, args.reward_model, args.gateway)
+    rows, heads = reward_rows(s, msgs, args.response, args.reward_model, args.gateway, args.vector)
     df = pd.DataFrame(rows); df.insert(0, 'response', [a[:48] for a in args.response]); df['moved vs the first'] = _moved(rows, args.threshold)
     print(f"reward models: {heads['scalar']} (scalar), {heads['vector'] or 'no vector head'}")
     print(df.to_string(index=False, float_format=lambda x: f'{x:.3f}'))
@@ -139,11 +141,49 @@ def cmd_compare(s:Settings, args) -> int:
     for p in args.prompt:
         msgs = [{'role': 'user', 'content': p}]
         a, b = (e.complete(ChatRequest(msgs, max_tokens=args.max_tokens, temperature=0)).text for e in (base, tuned))
-        rows, heads = reward_rows(s, msgs, [a, b], args.reward_model, args.gateway)
+        rows, heads = reward_rows(s, msgs, [a, b], args.reward_model, args.gateway, args.vector)
         diff = {k: rows[1][k] - rows[0][k] for k in rows[0]}
         out.append({'prompt': p[:40], 'base': a[:60], tuned.model_id.split('+')[-1]: b[:60], **{f'Δ{k}': v for k, v in diff.items()}, 'moved': _moved(rows, args.threshold)[1]})
     print(f"base {base.model_id} against {tuned.model_id}; reward models: {heads['scalar']} (scalar), {heads['vector'] or 'no vector head'}")
     print(pd.DataFrame(out).to_string(index=False, float_format=lambda x: f'{x:+.3f}'))
+    return 0
+
+def cmd_manifold(s:Settings, args) -> int:
+    "`manifold label | validate | train`: trajectories rated by the teacher, the check of the labels, the vector head and its PCA figure."
+    import pandas as pd
+    from agent_slo.eval.manifold import load_manifold, validate_labels, manifold_frame, manifold_pca
+    mcfg = load_manifold(args.manifold or s.manifold)
+    path = project_path(args.labels)
+    if args.action != 'label' and not path.exists(): raise ConfigError(f"{path} not found: `agent-slo manifold label` writes it")
+    from agent_slo.learn.manifold import load_labels
+    if args.action == 'validate':
+        rows = load_labels(path)
+        probs = validate_labels(rows, mcfg)
+        bad = probs['row'].nunique()
+        print(f"{path}: {len(rows)} labels, {len(rows) - bad} usable, {bad} with problems")
+        if len(probs):
+            print(probs.groupby('problem').size().rename('rows').to_string())
+            print(probs.head(args.show).to_string(index=False))
+        return 1 if len(probs) else 0
+    from agent_slo.learn.data import TrainConfig
+    from agent_slo.learn.manifold import teacher_engine, trajectories, label, train_manifold
+    cfg = TrainConfig.from_yaml(args.train_config or project_path('configs', 'rl', 'manifold.yaml')).with_overrides(**dict(_param(kv) for kv in args.param))
+    if args.action == 'label':
+        teacher, weak = teacher_engine(s)
+        if weak: print("teacher: the embedded model (TEACHER_API_BASE is not set). Its labels are weak: they test the pipeline, they do not measure empathy", file=sys.stderr)
+        labels = label(trajectories(cfg, mcfg, teacher, out=path.parent), mcfg, teacher, path, weak=weak)
+        bad = validate_labels(labels, mcfg)['row'].nunique()
+        print(f"{len(labels)} labels from {teacher.model_id} in {path}: {len(labels) - bad} usable" + (f", {bad} not (`agent-slo manifold validate` lists them)" if bad else ''))
+        return 0
+    from agent_slo.report.figures import fig_manifold
+    labels = load_labels(path)
+    meta = train_manifold(cfg, mcfg, labels, name=cfg.name)
+    m = meta['metrics']
+    print(f"{cfg.name}@{meta['version']}: {m['train']} training labels, {m['heldout']} held out, {m['dropped']} dropped by validation; "
+          f"teacher {', '.join(m['teachers'])}{' (weak)' if m['weak_teacher'] else ''}")
+    print(pd.DataFrame(m['heldout_report']).T.to_string(float_format=lambda x: f'{x:.3f}'))
+    paths = fig_manifold(*manifold_pca(manifold_frame(labels, mcfg), mcfg), teacher=', '.join(m['teachers']), folder=project_path(args.figures))
+    print('figure: ' + ', '.join(str(p) for p in paths))
     return 0
 
 def cmd_online(s:Settings, args) -> int:
@@ -477,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--prompt', required=True)
     r.add_argument('--response', action='append', required=True, help="a candidate answer (repeat; the first is the reference)")
     r.add_argument('--reward-model', help="a registered scalar reward model (default: reward_model, tool-rm); its vector head is <name>-vector")
+    r.add_argument('--vector', help="the vector head (default <reward-model>-vector; `manifold` for the reward manifold)")
     r.add_argument('--gateway', help="score through this gateway's POST /reward instead of in process")
     r.add_argument('--threshold', type=float, default=0.05, help="a dimension moved if it changed by more than this")
     m = sub.add_parser('compare', help="base against an adapter: answers to the same prompts, their reward vectors and the difference")
@@ -484,8 +525,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument('--prompt', action='append', required=True, help="a prompt (repeat)")
     m.add_argument('--max-tokens', type=int, default=64)
     m.add_argument('--reward-model')
+    m.add_argument('--vector', help="the vector head (default <reward-model>-vector; `manifold` for the reward manifold)")
     m.add_argument('--gateway', help="score through this gateway's POST /reward")
     m.add_argument('--threshold', type=float, default=0.05)
+    e = sub.add_parser('manifold', help="the reward manifold: `label` trajectories with the teacher (TEACHER_API_BASE, TEACHER_MODEL), `validate` the labels, `train` the vector head and plot its PCA")
+    e.add_argument('action', choices=['label', 'validate', 'train'])
+    e.add_argument('--labels', default='out/manifold/labels.jsonl', help="the label file (JSON lines, appended and resumable)")
+    e.add_argument('--manifold', help="the dimensions' YAML (default: the manifold setting, configs/manifold.yaml)")
+    e.add_argument('--config', dest='train_config', help="the training YAML (default configs/rl/manifold.yaml)")
+    e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a training key (JSON values)")
+    e.add_argument('--figures', default='figures', help="where `train` writes manifold_pca.png/.pdf")
+    e.add_argument('--show', type=int, default=20, help="`validate`: problems listed (all are counted)")
     o = sub.add_parser('online', help="the online loop: feedback -> pairs -> DPO -> registry -> canary -> promote or roll back, on a running gateway")
     o.add_argument('--gateway', default='http://127.0.0.1:8321/v1', help="the gateway's /v1 URL")
     o.add_argument('--feedback-dir', help="the gateway's feedback dir (default: AGENT_SLO_FEEDBACK_DIR, else data/online_feedback)")
@@ -529,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument('--out', default='out/p1', help="records folder")
     return p
 
-COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'demo': cmd_demo,
+COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
             'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',

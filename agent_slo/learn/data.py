@@ -160,7 +160,8 @@ def _track(cfg:TrainConfig, meta:dict, history:list[dict]):
         run.summary.update({k: v for k, v in meta['metrics'].items() if isinstance(v, (int, float))})
 
 def finish(cfg:TrainConfig, trainer, result, wall:float, folder:Path, data:dict, registry:AdapterRegistry,
-           parent:str|None=None, name:str|None=None, metrics:dict|None=None, track:bool=True, make_current:bool=True) -> dict:
+           parent:str|None=None, name:str|None=None, metrics:dict|None=None, track:bool=True, make_current:bool=True,
+           extra:dict|None=None) -> dict:
     "Save the trained adapter, register it with its data checksums, config, metrics and log history; returns its METADATA plus `version`."
     trainer.save_model(folder)
     hist = [h for h in trainer.state.log_history if 'train_runtime' not in h]
@@ -171,7 +172,7 @@ def finish(cfg:TrainConfig, trainer, result, wall:float, folder:Path, data:dict,
             'config': cfg.model_dump(), 'config_hash': cfg.hash,
             'metrics': {'train_loss': result.training_loss, 'first_loss': losses[0] if losses else None, 'last_loss': losses[-1] if losses else None,
                         'steps': trainer.state.global_step, 'wall_s': wall, **(metrics or {})},
-            'loss_curve': losses, 'log_history': hist}
+            'loss_curve': losses, 'log_history': hist, **(extra or {})}   # e.g. a vector head's `dimensions`, which `engine.reward` reads
     meta['version'] = registry.register(name or cfg.name, folder, meta, make_current=make_current)   # the online loop registers candidates that are not current yet
     if track: _track(cfg, meta, hist)
     return meta

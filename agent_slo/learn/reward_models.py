@@ -86,5 +86,6 @@ def train_rm(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistr
              'heldout_auc_success': _auc(ev_succ, pc[:, VECTOR.index('r_succ')]) if len(pc) else float('nan'),
              **_pair_accuracy(pred(ev_ch) @ w > pred(ev_rj) @ w if ev_ch else [])}
         (Path(d)/'vector').mkdir()
-        metas['vector'] = finish(cfg, trainer, result, wall, Path(d)/'vector', data['entries'], registry, None, f'{cfg.name}-vector', m, track)
+        metas['vector'] = finish(cfg, trainer, result, wall, Path(d)/'vector', data['entries'], registry, None, f'{cfg.name}-vector', m, track,
+                                 extra={'dimensions': list(VECTOR)})
     return {**metas['scalar'], 'vector': metas['vector']}

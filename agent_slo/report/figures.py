@@ -15,7 +15,7 @@ from .tables import config_label
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim', 'fig_bfcl', 'fig_rollout']
+           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -338,4 +338,27 @@ def fig_rollout(series:pd.DataFrame, transitions:list[dict]|None=None, rule:str=
         ax.text(t, top, ' ' + ' + '.join(events), rotation=90, va='top', ha='right', fontsize=7)
     ax.set(xlabel='seconds since the first answer', ylabel='burn rate (bad fraction / budget)', title=f'burn rate of the {rule} alert' if rule else 'burn rate')
     sns.move_legend(ax, 'upper left', bbox_to_anchor=(1.01, 1), frameon=False)
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #56b2dd62
+def fig_manifold(scores:pd.DataFrame, loadings:pd.DataFrame, explained, teacher:str='', name:str='manifold_pca', folder=None) -> list[Path]:
+    "The reward manifold's PCA (`eval.manifold.manifold_pca`): rows on PC1 and PC2 by checker verdict and source; beside them, each dimension's loadings, constant dimensions marked."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    d = scores.assign(checker=np.where(scores['r_succ'] > 0.5, 'success', 'failure') if 'r_succ' in scores else 'n/a')
+    pcs = [c for c in ('PC1', 'PC2') if c in d]
+    if len(pcs) == 1: d = d.assign(PC2=0.0)
+    ev = list(explained) + [0.0]
+    fig, (ax, axl) = plt.subplots(1, 2, figsize=(9.6, 4.4), gridspec_kw={'width_ratios': [1.6, 1]})
+    sns.scatterplot(data=d, x='PC1', y='PC2', hue='checker', hue_order=[h for h in ('success', 'failure', 'n/a') if h in set(d['checker'])],
+                    style='source', ax=ax, s=36, alpha=0.8, palette={'success': 'seagreen', 'failure': 'firebrick', 'n/a': 'grey'})
+    ax.set(xlabel=f'PC1 ({ev[0]:.0%} of the variance)', ylabel=f'PC2 ({ev[1]:.0%})' if len(pcs) > 1 else 'PC2 (none)',
+           title=f"reward manifold, n = {len(d)} labels" + (f"\n(teacher: {teacher})" if teacher else ''))
+    sns.move_legend(ax, 'lower left', bbox_to_anchor=(0, 1.12), ncol=len(ax.get_legend().legend_handles), frameon=False, fontsize=7, title=None)   # one row above the title
+    lo = loadings[pcs].copy()
+    lo.index = [f'{k} (constant)' if c else k for k, c in zip(loadings.index, loadings['constant'])]
+    sns.heatmap(lo, ax=axl, cmap='vlag', vmin=-1, vmax=1, center=0, annot=True, fmt='.2f', annot_kws={'fontsize': 7}, cbar=False, linewidths=0.5)
+    axl.set(title='loadings', xlabel='', ylabel='')
+    axl.tick_params(axis='y', labelsize=7)
+    fig.tight_layout()
     return save_fig(fig, name, folder)

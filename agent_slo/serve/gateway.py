@@ -77,6 +77,7 @@ class RewardBody(BaseModel):
     messages: list[Message] = Field(min_length=1)
     responses: list[str] = Field(min_length=1, max_length=16)
     model: str|None = Field(None, pattern=r'^[A-Za-z0-9_.-]+(@v[0-9]+)?$', description="a registered scalar reward model (default: the settings' reward_model)")
+    vector: str|None = Field(None, pattern=r'^[A-Za-z0-9_.-]+(@v[0-9]+)?$', description="a registered vector head, e.g. `manifold` (default: <model>-vector, if registered)")
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
@@ -924,9 +925,11 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         msgs = [{'role': 'system' if m.role == 'developer' else m.role, 'content': m.text()} for m in body.messages]
         try: sc = await asyncio.to_thread(head, name)
         except ArtifactError as e: return _error(404, f"{str(e).replace(str(artifacts_root(s)), '<artifacts>')}; train one with `make train.rm`", code='reward_model_not_found', param='model')
-        vname = name.partition('@')[0] + '-vector'
+        vname = body.vector or name.partition('@')[0] + '-vector'
         try: vec = await asyncio.to_thread(head, vname)
-        except ArtifactError: vec = None   # a scalar head alone
+        except ArtifactError as e:
+            if body.vector: return _error(404, f"{str(e).replace(str(artifacts_root(s)), '<artifacts>')}; `agent-slo manifold train` trains the manifold's", code='reward_model_not_found', param='vector')
+            vec = None   # a scalar head alone
         from agent_slo.engine.reward import score_answers
         scores = await asyncio.to_thread(score_answers, sc, vec, msgs, body.responses, VECTOR)
         return {'reward_model': {'scalar': sc.tag, 'vector': vec.tag if vec else None}, 'scores': [{'response': i, **x} for i, x in enumerate(scores)]}
