@@ -5,11 +5,14 @@
   D. the gateway is `kill -9`'d while feedback is being written, and restarted on the same logs, serving what was promoted.
 Printed and written to out/soak/report.json:
   - responses by HTTP status (the bar: no 5xx), connection errors while the gateway was down;
-  - torn reads: answers not nearest to the reference answer of the model they name (references asked alone, after the run);
+  - torn reads: answers that their own model never gives (alone or batched) but another model does, after the run;
   - feedback items lost or duplicated after the kill (every item resent after the restart);
   - the time from the N-th feedback item to a live adapter; the first request's latency after each load against steady state;
   - the time from a breach (the first answer that broke the schema) to the rollback, in shadow and in canary.
-The alert windows are shortened (30 s / 6 s) so the soak takes minutes; the rules are otherwise the project's.
+The alert windows are shortened (60 s / 20 s) so the soak takes minutes; the short window is sized to the canary's answer rate
+(two users on 2 cores answer about 0.7 requests/s, so a 30% canary sees about 0.2/s: 4 in a 20 s window, above min_events = 3).
+A torn read is an answer that its own model never gives but another model does: the references are each model's answers
+asked alone and asked in concurrent batches, because vLLM's batched CPU kernels can change a greedy answer with the batch's make-up.
 
     .venv/bin/python benchmarks/soak.py [--out out/soak]
 """
@@ -30,9 +33,9 @@ QS = ['What is the capital of France?', 'Name a big city in Japan.', 'Which city
 ALERTS = """alerts:
   interval_s: 0.5
   rules:
-    - {name: latency, sli: latency, objective: 0.95, slo_s: 8, for_s: 3, min_events: 4, windows: [{long_s: 30, short_s: 6, burn: 4}]}
-    - {name: errors, sli: error, objective: 0.99, for_s: 3, min_events: 4, windows: [{long_s: 30, short_s: 6, burn: 14.4}]}
-    - {name: schema, sli: schema, objective: 0.98, for_s: 3, min_events: 4, windows: [{long_s: 30, short_s: 6, burn: 10}]}
+    - {name: latency, sli: latency, objective: 0.95, slo_s: 8, for_s: 3, min_events: 3, windows: [{long_s: 60, short_s: 20, burn: 4}]}
+    - {name: errors, sli: error, objective: 0.99, for_s: 3, min_events: 3, windows: [{long_s: 60, short_s: 20, burn: 14.4}]}
+    - {name: schema, sli: schema, objective: 0.9, for_s: 3, min_events: 3, windows: [{long_s: 60, short_s: 20, burn: 3}]}   # vLLM's grammar admits whitespace: the base model itself runs past the token cap on ~5% of these answers
 """
 
 class Load:
@@ -48,7 +51,7 @@ class Load:
             q, t = QS[i % len(QS)], time.time()
             try:
                 r = httpx.post(f'{self.base_url}/chat/completions', timeout=120, headers={'x-request-id': f'soak-{i}'},
-                               json={'model': 'default', 'messages': [{'role': 'user', 'content': q}], 'max_tokens': 24, 'temperature': 0,
+                               json={'model': 'default', 'messages': [{'role': 'user', 'content': q}], 'max_tokens': 40, 'temperature': 0,
                                      'response_format': {'type': 'json_schema', 'json_schema': {'name': 'city', 'schema': SCHEMA}}})
                 d = r.json() if r.headers.get('content-type', '').startswith('application/json') else {}
                 ch = (d.get('choices') or [{}])[0].get('message') or {}
@@ -138,21 +141,33 @@ def main():
         time.sleep(10)
     finally:
         load.finish()
-    # references: each model asked alone, after the run, on the restarted gateway's vLLM (retired versions loaded again by name for this)
+    # references: each model asked alone, then in concurrent batches of every model (vLLM's batched kernels can move a greedy
+    # answer with the batch's make-up), after the run on the restarted gateway's vLLM (retired versions loaded again by name)
     answers = [a for a in load.out if a['status'] == 200]
     models = sorted({a['model'] for a in answers})
-    refs = {}
     for m in models:
         tag = m.split('+')[-1] if '+' in m else None
         if tag and m not in [x['id'] for x in httpx.get(f'{gw.base_url}/models').json()['data']]:
             httpx.post(f'{gw.base_url}/adapters', json={'adapter': tag}, timeout=300)
-        refs[m] = {q: httpx.post(f'{gw.base_url}/chat/completions', timeout=120, json={'model': m, 'messages': [{'role': 'user', 'content': q}], 'max_tokens': 24, 'temperature': 0,
-                   'response_format': {'type': 'json_schema', 'json_schema': {'name': 'city', 'schema': SCHEMA}}}).json()['choices'][0]['message']['content'] for q in QS}
+    ask = lambda m, q: httpx.post(f'{gw.base_url}/chat/completions', timeout=120, json={'model': m, 'messages': [{'role': 'user', 'content': q}], 'max_tokens': 40, 'temperature': 0,
+                                  'response_format': {'type': 'json_schema', 'json_schema': {'name': 'city', 'schema': SCHEMA}}}).json()['choices'][0]['message']['content']
+    refs = {m: {q: ask(m, q) for q in QS} for m in models}
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [(m, q) for _ in range(3) for m in models for q in QS]
+    with ThreadPoolExecutor(6) as ex: batched = list(ex.map(lambda mq: (*mq, ask(*mq)), jobs))
+    seen = {m: {q: {refs[m][q]} for q in QS} for m in models}
+    for m, q, t in batched: seen[m][q].add(t)
     gw.stop()
-    # a torn read: an answer that is not its own model's reference answer but is exactly another model's
-    torn = [a for a in answers if (a['text'] or '') != refs[a['model']][a['q']] and any((a['text'] or '') == refs[m][a['q']] for m in refs if m != a['model'])]
+    with open(out/'answers.jsonl', 'w') as f:
+        for a in load.out: f.write(json.dumps(a) + '\n')
+    (out/'references.json').write_text(json.dumps({m: {q: sorted(v) for q, v in d.items()} for m, d in seen.items()}, indent=1))
+    # a torn read: an answer its own model never gave, alone or batched, that another model did give
+    torn = [a for a in answers if (a['text'] or '') not in seen[a['model']][a['q']] and any((a['text'] or '') in seen[m][a['q']] for m in seen if m != a['model'])]
+    unexplained = [a for a in answers if (a['text'] or '') not in seen[a['model']][a['q']]]
     rep['requests'] = {'by_status': dict(Counter(a['status'] for a in load.out)), 'connection_errors_while_down': load.down,
-                       'answers': len(answers), 'exact_reference': sum((a['text'] or '') == refs[a['model']][a['q']] for a in answers), 'torn': len(torn), 'by_model': dict(Counter(a['model'] for a in answers))}
+                       'answers': len(answers), 'exact_solo_reference': sum((a['text'] or '') == refs[a['model']][a['q']] for a in answers),
+                       'own_model_reference': len(answers) - len(unexplained), 'torn': len(torn), 'unexplained': len(unexplained),
+                       'distinct_answers_per_model_and_question': {m: {q: len(v) for q, v in d.items()} for m, d in seen.items()}, 'by_model': dict(Counter(a['model'] for a in answers))}
     recs = read_records(out/'serve.jsonl')
     first_bad = {arm: min((r['t_end'] for r in recs if r['arm'] == arm and r['model_id'].endswith('bad@v1') and not r['schema_valid']), default=None) for arm in ('shadow', 'canary')}
     rbs = [e for e in (sh['history'] + ca['history']) if e['event'] == 'rollback']
