@@ -15,7 +15,7 @@ from .tables import config_label
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold']
+           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -360,5 +360,26 @@ def fig_manifold(scores:pd.DataFrame, loadings:pd.DataFrame, explained, teacher:
     sns.heatmap(lo, ax=axl, cmap='vlag', vmin=-1, vmax=1, center=0, annot=True, fmt='.2f', annot_kws={'fontsize': 7}, cbar=False, linewidths=0.5)
     axl.set(title='loadings', xlabel='', ylabel='')
     axl.tick_params(axis='y', labelsize=7)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #retr1
+def fig_retrieval(table:pd.DataFrame, name:str='p6_retrieval', folder=None, catalog_size:int|None=None) -> list[Path]:
+    "Recall@k and the all-gold rate against k per retriever, with their intervals (`tune.retrieval.retrieval_table`)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.6), sharey=True)
+    for ax, col, label in zip(axes, ('recall', 'all_gold'), ('mean recall@k of the gold functions', 'tasks with every gold function in the top k')):
+        for (kind, d), colour in zip(table.groupby('retriever', sort=False), sns.color_palette('colorblind')):
+            d = d.sort_values('k')
+            ax.plot(d['k'], d[col], marker='o', ms=4, color=colour, label=kind)
+            ax.fill_between(d['k'], d[f'{col}_lo'], d[f'{col}_hi'], color=colour, alpha=0.2, lw=0)
+        ax.set_xscale('log', base=2); ks = sorted(table['k'].unique())
+        ax.set_xticks(ks, [str(k) for k in ks]); ax.minorticks_off()
+        ax.set(xlabel='k (docs in the prompt)', title=label, ylim=(0, 1.02))
+    axes[0].set_ylabel('share (95% CI)')
+    n = int(table['n'].iloc[0])
+    fig.suptitle(f"tool retrieval from the catalog{f' of {catalog_size:,} docs' if catalog_size else ''}, n = {n} tasks", fontsize=10)
+    axes[1].legend(title=None, frameon=False, loc='lower right')
     fig.tight_layout()
     return save_fig(fig, name, folder)
