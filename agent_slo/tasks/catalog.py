@@ -4,10 +4,10 @@
 
 # %% ../../nbs/20_tasks/22_catalog.ipynb #c003
 from __future__ import annotations
-import hashlib, json
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
+from ..core.config import config_hash
 from .bfcl import CATEGORIES, Task, load_bfcl
 
 # %% auto #0
@@ -16,7 +16,7 @@ __all__ = ['doc_key', 'doc_text', 'ToolCatalog', 'build_catalog', 'tool_catalog'
 # %% ../../nbs/20_tasks/22_catalog.ipynb #c006
 def doc_key(fn:dict) -> str:
     "A function doc's catalog key: `name#` and a hash of its canonical JSON (same name, other parameters: another key)."
-    return f"{fn['name']}#{hashlib.sha256(json.dumps(fn, sort_keys=True).encode()).hexdigest()[:10]}"
+    return f"{fn['name']}#{config_hash(fn, 10)}"
 
 def doc_text(fn:dict) -> str:
     "What a retriever reads of a doc: the name as words, the description, each parameter's name and description."
@@ -33,19 +33,16 @@ class ToolCatalog:
     docs: tuple[dict, ...]
     categories: tuple[str, ...]
 
-    @property
+    @cached_property
     def texts(self) -> list[str]: return [doc_text(d) for d in self.docs]
     def __len__(self): return len(self.keys)
     def index(self, key:str) -> int:
         "The position of `key`, or a KeyError that says the doc is not in this catalog."
         try: return self._pos[key]
         except KeyError: raise KeyError(f"{key!r} is not in this catalog of {len(self)} docs (built from {', '.join(self.categories)})") from None
-    @property
-    def _pos(self) -> dict: return _positions(self.keys)
+    @cached_property
+    def _pos(self) -> dict: return {k: i for i, k in enumerate(self.keys)}
     def docs_for(self, keys) -> list[dict]: return [self.docs[self.index(k)] for k in keys]
-
-@lru_cache(maxsize=8)
-def _positions(keys:tuple) -> dict: return {k: i for i, k in enumerate(keys)}
 
 def build_catalog(tasks:list[Task], categories=()) -> ToolCatalog:
     "The de-duplicated docs of `tasks`, in first-seen order."

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..core.config import ConfigModel, project_path
 from ..core.stats import bootstrap_ci, rate_ci
-from ..eval.reward import RewardConfig, config_scores, load_reward, reward_vectors
+from ..eval.reward import RewardConfig, config_scores, load_reward
 
 # %% auto #0
 __all__ = ['GATES', 'TunerObjective', 'load_objective', 'batch_objective', 'paired_batches']
@@ -41,13 +41,11 @@ def batch_objective(records:pd.DataFrame, recall, ob:TunerObjective|None=None, r
     if records.empty: raise ValueError("an empty batch has no objective: evaluate at least one task")
     if records['config_hash'].nunique() != 1: raise ValueError(f"one configuration per batch, got {records['config_hash'].nunique()} config hashes")
     sc = config_scores(records, rc).iloc[0]
-    failed = records['error_source'].eq('engine') | records['e2e_s'].isna()
-    e2e = records['e2e_s'].where(~failed)
-    p95 = float(np.nanpercentile(e2e, 95)) if e2e.notna().any() else math.inf
-    L = rc.L_cap if failed.all() else min(p95/rc.slo_e2e_s, rc.L_cap)
+    p95 = float(sc['p95_e2e_s'])                            # the p95 the gate reads: one definition
+    L = rc.L_cap if math.isnan(p95) else min(p95/rc.slo_e2e_s, rc.L_cap)
     tokens = (records['prompt_tokens'].fillna(0) + records['completion_tokens'].fillna(0)).astype(float)
     C = min(tokens.mean()/ob.token_budget, rc.C_cap)
-    D = float(reward_vectors(records, rc)['D'].mean())
+    D = float(sc['D'])                                      # P2's disagreement term, averaged by config_scores
     breached = [g[5:] for g in GATES if not bool(sc[g])]
     r_ = np.asarray(recall, float); r_ = r_[~np.isnan(r_)]
     R = float(r_.mean()) if r_.size else math.nan
@@ -55,7 +53,7 @@ def batch_objective(records:pd.DataFrame, recall, ob:TunerObjective|None=None, r
     P = D + len(breached)
     r = ob.alpha*F + ob.beta*(0.0 if math.isnan(R) else R) - ob.gamma*L - ob.delta*C - ob.lam*P
     return {'n': len(records), 'F': F, 'R': R, 'L': L, 'C': C, 'D': D, 'P': P, 'r': r, 'gates_breached': breached,
-            'p50_s': float(np.nanpercentile(e2e, 50)) if e2e.notna().any() else math.inf, 'p95_s': p95,
+            'p50_s': float(records['e2e_s'].median()), 'p95_s': p95,
             'prompt_tokens': float(records['prompt_tokens'].fillna(0).mean()), 'completion_tokens': float(records['completion_tokens'].fillna(0).mean())}
 
 # %% ../../nbs/65_tune/67_objective.ipynb #c012

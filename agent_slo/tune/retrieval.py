@@ -115,11 +115,12 @@ def ndcg_at_k(ranked:list[str], gold:list[str], k:int) -> float:
 # %% ../../nbs/65_tune/65_retrieval.ipynb #c018
 def retrieval_eval(retriever:Retriever, tasks:list[Task], ks=(3, 5, 10, 32), label:str|None=None) -> pd.DataFrame:
     "One row per task with gold docs and k: recall@k, nDCG@k, and whether every gold doc was retrieved."
-    tasks = [t for t in tasks if gold_keys(t)]
+    gold = {t.id: g for t in tasks if (g := gold_keys(t))}
+    tasks = [t for t in tasks if t.id in gold]
     ranked = retriever.top([query_text(t) for t in tasks], max(ks))
     name = label or (f'hybrid w={retriever.w:g}' if retriever.kind == 'hybrid' else retriever.kind)
-    rows = [{'retriever': name, 'task_id': t.id, 'category': t.category, 'k': k, 'n_gold': len(gold_keys(t)),
-             'recall': recall_at_k(r, gold_keys(t), k), 'ndcg': ndcg_at_k(r, gold_keys(t), k)}
+    rows = [{'retriever': name, 'task_id': t.id, 'category': t.category, 'k': k, 'n_gold': len(gold[t.id]),
+             'recall': recall_at_k(r, gold[t.id], k), 'ndcg': ndcg_at_k(r, gold[t.id], k)}
             for t, r in zip(tasks, ranked) for k in ks]
     d = pd.DataFrame(rows); d['all_gold'] = d['recall'].eq(1.0)
     return d
