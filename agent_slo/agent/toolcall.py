@@ -40,9 +40,10 @@ class AgentConfig:
     call_mode: str = 'json'             # 'json': our contract; 'prompt': BFCL's prompt mode; 'fc': native tool calling (tools / tool_calls)
     prompt_format: str|None = None      # prompt mode: one of BFCL's format configs (None: BFCL's default)
     tool_choice: str = 'auto'           # fc mode: 'auto' (BFCL's FC mode) or 'required'
+    tools: dict|None = None             # tool retrieval: how the docs in the prompt were chosen from a catalog (None: the task's own docs)
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000), ('call_mode', 'json'), ('prompt_format', None), ('tool_choice', 'auto')):   # added later: left out at their defaults,
+        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000), ('call_mode', 'json'), ('prompt_format', None), ('tool_choice', 'auto'), ('tools', None)):   # added later: left out at their defaults,
             if d[k] == v: del d[k]                                                 # so earlier records keep their config hash
         return d
 
