@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ p3: install
 # P4: scheduling policies and KV knobs on the managed vLLM (one vLLM start per knob setting), the simulator replaying every run
 p4: install vllm
 	$(BIN)/agent-slo p4
+
+# P6a: the auto-tuner. A grid of retrieval and prompt configurations logged through the gateway on the managed vLLM,
+# PPO against UCB, Thompson, Optuna and the grid at equal budget, OPE against OBP, a shadow and a canary of a configuration
+tune: install vllm
+	$(BIN)/agent-slo tune
 
 p5: install
 	$(BIN)/agent-slo p5

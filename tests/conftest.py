@@ -25,7 +25,9 @@ def _server_fixture(name:str, doc:str, **env):
     "A session-scoped fixture `name` running one real `agent-slo serve` with these settings."
     @pytest.fixture(scope='session', name=name)
     def fixture(tmp_path_factory):
-        s = LocalServer({'AGENT_SLO_THREADS': 2, **env}, log_path=tmp_path_factory.mktemp('serve')/'serve.log')
+        d = tmp_path_factory.mktemp('serve')
+        s = LocalServer({'AGENT_SLO_THREADS': 2, 'AGENT_SLO_TUNER_DIR': str(d/'tuner'), **env}, log_path=d/'serve.log')
+        s.tuner_dir = d/'tuner'
         yield s
         s.stop()
     fixture.__doc__ = doc
@@ -48,8 +50,8 @@ def vllm_gateway(tmp_path_factory):
     d = tmp_path_factory.mktemp('vllm')
     spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': VLLM_CAP, 'vllm': {'max_num_seqs': 2, 'lora': True, 'max_lora_rank': 16, 'log_path': str(d/'vllm.log')}}]
     gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_SERVE_RECORDS': str(d/'records.jsonl'),
-                      'AGENT_SLO_ARTIFACTS': str(d/'artifacts')}, log_path=d/'serve.log')   # a registry of its own: rollouts register test adapters there
-    gw.records, gw.vllm_log, gw.artifacts = d/'records.jsonl', d/'vllm.log', d/'artifacts'
+                      'AGENT_SLO_ARTIFACTS': str(d/'artifacts'), 'AGENT_SLO_TUNER_DIR': str(d/'tuner')}, log_path=d/'serve.log')   # a registry of its own: rollouts register test adapters there
+    gw.records, gw.vllm_log, gw.artifacts, gw.tuner_dir = d/'records.jsonl', d/'vllm.log', d/'artifacts', d/'tuner'
     yield gw
     gw.stop()
 

@@ -16,7 +16,8 @@ from ..eval import metrics
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p4', 'cmd_bfcl', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps', 'build_parser', 'main']
+           'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps',
+           'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -391,6 +392,12 @@ def cmd_bfcl(s:Settings, args) -> int:
                                                  ('bfcl_leaderboard.csv', ['model', 'call_mode', 'group', 'n', 'score', 'lo', 'hi', 'missing'], 'BFCL groups'),
                                                  ('bfcl_wall.csv', ['phase', 'items run', 'busy (s)', 's per item', 'full run (h)'], 'wall time')])
 
+def cmd_tune(s:Settings, args) -> int:
+    "P6a: the auto-tuner. A grid logged through the gateway on a managed vLLM; PPO, UCB, Thompson, Optuna and the grid at equal budget; OPE against OBP; a shadow and a canary of a configuration."
+    return _experiment(s, args, 'tune', 'p6_tuner', [('p6_table.csv', ['method', 'budget', 'runs', 'r', 'r_lo', 'r_hi', 'F', 'R', 'p95_s', 'C', 'gain', 'gain_lo', 'gain_hi', 'violating_runs'], 'P6a tuners at equal budget'),
+                                                    ('p6_reach.csv', ['method', 'runs', 'reached', 'median_budget', 'median_share'], "budget to reach the grid's best"),
+                                                    ('p6_ope.csv', ['deployment', 'estimator', 'estimate', 'lo', 'hi', 'obp', 'abs_diff_obp', 'on_policy', 'covers'], 'off-policy estimates')])
+
 def cmd_p5(s:Settings, args) -> int:
     "P5: budgeted self-consistency (fixed N, ESC, Adaptive-Consistency) replayed over batched samples."
     return _experiment(s, args, 'p5', 'p5', [('p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo',
@@ -557,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
     for name, text, out in (('p3', 'P3: constrained against free decoding, embedded and over the OpenAI-compatible path, with overhead per token', 'out/p3'),
                             ('p4', 'P4: scheduling policies (FCFS, SJF, EDF, admission) and KV/batching knobs on the managed vLLM, with the serving simulator', 'out/p4'),
+                            ('tune', 'P6a: the auto-tuner: a grid logged through the gateway, PPO against UCB, Thompson, Optuna and the grid at equal budget, OPE, a shadow and a canary', 'out/p6'),
                             ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5'),
                             ('bfcl', 'BFCL as a whole: every offline category in JSON, prompt and FC modes, adapters, format sensitivity, multi-turn episodes, leaderboard groups', 'out/bfcl')):
         _experiment_parser(sub, name, text, out)
@@ -581,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p4': cmd_p4, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
+            'p3': cmd_p3, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}

@@ -10,7 +10,7 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_ci', 'paired_table', 'paired_rate_diff', 'mcnemar', 'paired_diff',
-           'reliability_table', 'ece']
+           'unpaired_diff', 'reliability_table', 'ece']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -82,6 +82,17 @@ def paired_diff(x, y, statistic=np.mean, confidence:float=0.95, seed:int=0) -> t
     if x.shape != y.shape: raise ValueError(f"paired measures need equal lengths, got {x.size} and {y.size}")
     keep = ~(np.isnan(x) | np.isnan(y))
     return bootstrap_ci(x[keep] - y[keep], statistic, confidence, seed=seed)
+
+def unpaired_diff(x, y, statistic=np.mean, confidence:float=0.95, n_resamples:int=10_000, seed:int=0) -> tuple[float, float, float]:
+    "(statistic(x) − statistic(y), low, high) of two independent samples (a canary's arms), by scipy's percentile bootstrap resampling each sample on its own."
+    a, b = _finite(x), _finite(y)
+    if a.size == 0 or b.size == 0: return (math.nan, math.nan, math.nan)
+    est = float(statistic(a) - statistic(b))
+    if a.size < 2 and b.size < 2: return (est, est, est)
+    f = lambda u, v, axis=-1: statistic(u, axis=axis) - statistic(v, axis=axis)
+    lo, hi = stats.bootstrap((a, b), f, paired=False, method='percentile', confidence_level=confidence, n_resamples=n_resamples,
+                             random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    return (est, float(lo), float(hi))
 
 # %% ../../nbs/00_core/02_stats.ipynb #a9a6d86d
 def reliability_table(probs, labels, bins:int=10, confidence:float=0.95) -> pd.DataFrame:

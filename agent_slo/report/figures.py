@@ -15,7 +15,8 @@ from .tables import config_label
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval']
+           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval', 'fig_tuner_rewards',
+           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -381,5 +382,90 @@ def fig_retrieval(table:pd.DataFrame, name:str='p6_retrieval', folder=None, cata
     n = int(table['n'].iloc[0])
     fig.suptitle(f"tool retrieval from the catalog{f' of {catalog_size:,} docs' if catalog_size else ''}, n = {n} tasks", fontsize=10)
     axes[1].legend(title=None, frameon=False, loc='lower right')
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #tun1
+def fig_tuner_rewards(evals:pd.DataFrame, best:float|None=None, window:int=8, name:str='p6_rewards', folder=None) -> list[Path]:
+    "Reward per evaluation per method (`evals`: method, seed, step, r, breaches), a moving average of the seeds' mean, gate breaches marked."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    methods = list(dict.fromkeys(evals['method']))
+    fig, axes = plt.subplots(1, len(methods), figsize=(2.4*len(methods) + 0.8, 3.0), sharey=True, squeeze=False)
+    for ax, m, colour in zip(axes[0], methods, sns.color_palette('colorblind')):
+        d = evals[evals['method'] == m]
+        ax.scatter(d['step'], d['r'], s=6, alpha=0.25, color=colour, lw=0)
+        mean = d.groupby('step')['r'].mean()
+        ax.plot(mean.index, mean.rolling(window, min_periods=1).mean(), color=colour, lw=1.8, label=f'mean of {d["seed"].nunique()} seeds, moving average of {window}')
+        bad = d[d['breaches'] > 0]
+        if len(bad): ax.scatter(bad['step'], bad['r'], marker='x', s=14, color='tab:red', lw=0.9, label='gate breached')
+        if best is not None: ax.axhline(best, ls='--', color='0.35', lw=0.9, label="grid's best value")
+        ax.set(title=m, xlabel='evaluation')
+    axes[0][0].set_ylabel('reward r of the batch')
+    h, l = [], []
+    for ax in axes[0]:
+        for hh, ll in zip(*ax.get_legend_handles_labels()):
+            if ll not in l and not ll.startswith('mean'): h.append(hh); l.append(ll)
+    if h: axes[0][-1].legend(h, l, frameon=False, loc='lower right', fontsize=7)
+    fig.suptitle(f'reward per evaluation (lines: mean over seeds, moving average of {window})', fontsize=10)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_tuner_pareto(table:pd.DataFrame, picks:dict|None=None, static:str|None=None, name:str='p6_pareto', folder=None) -> list[Path]:
+    "Checker success against tokens per request for every grid configuration (`Replay.table()`), per group: the Pareto frontier, and each method's deployed configuration (`picks`: method -> {group: label})."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    d = table.assign(cost=table['prompt_tokens'] + table['completion_tokens'])
+    groups = list(dict.fromkeys(d['group']))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.4*len(groups), 3.4), sharey=True, squeeze=False)
+    marks = dict(zip((picks or {}), 'o^sDvP*'))
+    for ax, g in zip(axes[0], groups):
+        x = d[d['group'] == g]
+        sns.scatterplot(data=x, x='cost', y='F', hue='variant', style='constrained', ax=ax, s=22, alpha=0.7, palette='colorblind', legend=ax is axes[0][-1])
+        f = x.sort_values(['cost', 'F'], ascending=[True, False])
+        front = f[f['F'] > f['F'].cummax().shift(fill_value=-1)]
+        ax.step(front['cost'], front['F'], where='post', color='0.3', lw=1, label='Pareto frontier')
+        for m, by in (picks or {}).items():
+            y = x[x['label'] == by.get(g)]
+            if len(y): ax.scatter(y['cost'], y['F'], marker=marks[m], s=70, facecolor='none', edgecolor='black', lw=1.1, label=m, zorder=5)
+        if static is not None:
+            y = x[x['label'] == static]
+            if len(y): ax.scatter(y['cost'], y['F'], marker='X', s=70, color='tab:red', label='static', zorder=5)
+        ax.set(title=g, xlabel='tokens per request (prompt + completion)', ylabel='checker success F')
+    axes[0][-1].legend(frameon=False, fontsize=7, loc='center left', bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_tuner_actions(evals:pd.DataFrame, axes_:tuple=('variant', 'k', 'rerank', 'template', 'constrained'), name:str='p6_actions', folder=None) -> list[Path]:
+    "Each method's share of evaluations per value of each axis of the configuration (`evals` with one column per axis)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, len(axes_), figsize=(2.5*len(axes_) + 0.6, 3.0), sharey=True)
+    for ax, a in zip(axes, axes_):
+        sh = evals.groupby('method', sort=False)[a].value_counts(normalize=True).rename('share').reset_index()
+        sh[a] = sh[a].astype(str)
+        sns.barplot(data=sh, x=a, y='share', hue='method', ax=ax, palette='colorblind', order=sorted(sh[a].unique(), key=lambda v: (len(v), v)))
+        ax.set(title=a, xlabel=None, ylabel='share of evaluations' if ax is axes[0] else None, ylim=(0, 1))
+        if ax is not axes[-1]: ax.get_legend().remove()
+    axes[-1].legend(frameon=False, fontsize=7, loc='center left', bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_tuner_canary(batches:pd.DataFrame, transitions:list[dict]|None=None, name:str='p6_canary', folder=None) -> list[Path]:
+    "p50 and p95 latency per judged batch of a configuration rollout (`ConfigRollout.batches`, with a `rollout` column), candidate against baseline."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    rolls = list(dict.fromkeys(batches['rollout']))
+    fig, axes = plt.subplots(1, len(rolls), figsize=(4.2*len(rolls), 3.2), squeeze=False)
+    for ax, ro in zip(axes[0], rolls):
+        d = batches[batches['rollout'] == ro]
+        for col, lab, ls in (('p50_s', 'p50', '-'), ('p95_s', 'p95', '--')):
+            ax.plot(d['batch'], d[col], ls=ls, marker='o', ms=4, color='tab:orange', label=f'candidate {lab}')
+            ax.plot(d['batch'], d[f'base_{col}'], ls=ls, marker='s', ms=4, color='tab:blue', label=f'baseline {lab}')
+        end = next((t for t in (transitions or []) if t.get('rollout') == ro and t['event'] in ('promote', 'rollback')), None)
+        ax.set(title=f"{d['mode'].iloc[0] if 'mode' in d else ''} {ro}" + (f": {end['event']} after batch {int(d['batch'].max())}" if end else ''),
+               xlabel='judged batch of the candidate', ylabel='end-to-end latency (s)')
+        ax.set_xticks(d['batch'].astype(int).tolist()); ax.set_ylim(bottom=0)
+    axes[0][-1].legend(frameon=False, fontsize=7)
     fig.tight_layout()
     return save_fig(fig, name, folder)

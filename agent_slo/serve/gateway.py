@@ -948,6 +948,14 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         return JSONResponse({'status': status, 'feedback_id': body.feedback_id, 'model': item['model'], 'arm': item['arm'], 'items': len(store)},
                             status_code=201 if status == 'stored' else 200)
 
+    from .tuner import add_tuner_routes   # POST /tuner/evaluate and configuration rollouts: their batches run through this gateway's own API
+    loopback = {}
+    def engine_for(request:Request):
+        url = str(request.base_url).rstrip('/') + '/v1'
+        if url not in loopback: loopback[url] = gateway_engine(url, api_key=key or 'none')
+        return loopback[url]
+    app.state.tuner = add_tuner_routes(app, s, auth, engine_for, lambda status, message, code=None, param=None: _error(status, message, code=code, param=param))
+
     try: dims = [{'name': d.name, 'range': d.range, 'description': d.description} for d in load_manifold(s.manifold).dimensions]
     except ConfigError as e: dims = []; log.warning(f"the session page shows no dimension sliders: {e}")
 

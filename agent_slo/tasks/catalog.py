@@ -11,7 +11,7 @@ from ..core.config import config_hash
 from .bfcl import CATEGORIES, Task, load_bfcl
 
 # %% auto #0
-__all__ = ['doc_key', 'doc_text', 'ToolCatalog', 'build_catalog', 'tool_catalog', 'gold_keys', 'with_tools']
+__all__ = ['doc_key', 'doc_text', 'ToolCatalog', 'build_catalog', 'tool_catalog', 'gold_keys', 'with_tools', 'task_by_id']
 
 # %% ../../nbs/20_tasks/22_catalog.ipynb #c006
 def doc_key(fn:dict) -> str:
@@ -66,3 +66,12 @@ def gold_keys(task:Task) -> list[str]:
 def with_tools(task:Task, docs:list[dict]) -> Task:
     "`task` asked with `docs` instead of its own: the model sees the retrieved docs, BFCL's checker still reads the task's own."
     return replace(task, functions=list(docs), shipped=task.shipped or task.functions)
+
+# %% ../../nbs/20_tasks/22_catalog.ipynb #c040
+def task_by_id(task_id:str) -> Task:
+    "The single-turn BFCL task with this id (its category is the longest known prefix), or a KeyError that says what is known."
+    cats = sorted((c for c in CATEGORIES if task_id.startswith(c + '_')), key=len, reverse=True)
+    for c in cats:
+        for t in load_bfcl(c):
+            if t.id == task_id: return t
+    raise KeyError(f"no single-turn BFCL task has id {task_id!r}" + (f" in {cats[0]}" if cats else f"; ids start with a category: {', '.join(CATEGORIES)}"))

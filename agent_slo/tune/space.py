@@ -39,7 +39,7 @@ class SpaceConfig(ConfigModel):
     constrained: list[bool] = [True, False]
     rerank_depth: int = Field(32, ge=3)                # the reranker reorders the retriever's top rerank_depth, then keeps k
     prompt_order: Literal['catalog', 'rank'] = 'catalog'   # docs listed in catalog order: the same set is the same prompt (and prefix)
-    max_tokens: int = Field(64, gt=0)                  # completion cap: a BFCL call fits; a runaway answer stops early
+    max_tokens: int = Field(128, gt=0)                 # completion cap (the agent's default; at 64 a quarter of answers were cut off mid-JSON)
     batch_size: int = Field(6, gt=0)                   # tasks per evaluated batch: one tuner step
     pool: int = Field(12, gt=0)                        # tasks per category group that the grid is logged on
     groups: dict[str, list[str]] = {'simple': ['simple_python'], 'multiple': ['multiple'], 'live_multiple': ['live_multiple']}

@@ -22,7 +22,7 @@ from .space import TunerConfig
 # %% auto #0
 __all__ = ['AXES', 'HEADS', 'METHODS', 'Replay', 'TunerEnv', 'HybridDistribution', 'HybridPolicy', 'TunerSettings',
            'load_tuner_settings', 'grid_search', 'ucb', 'thompson', 'optuna_search', 'ppo_tune', 'run_study',
-           'study_table', 'budget_to_best']
+           'study_table', 'budget_to_best', 'bandit_log', 'deploy_policy', 'ope_table']
 
 # %% ../../nbs/65_tune/69_tuners.ipynb #c006
 AXES = ('variant', 'w', 'k', 'rerank', 'template', 'constrained')
@@ -392,4 +392,37 @@ def budget_to_best(d:pd.DataFrame, rp:Replay, tol:float=0.0) -> pd.DataFrame:
         hit = x[x['r'] >= best[g] - tol - 1e-12]['budget']
         first = float(hit.min()) if len(hit) else math.nan
         rows.append({'method': m, 'seed': s, 'group': g, 'first_budget': first, 'share_of_grid': first/len(rp.configs)})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/65_tune/69_tuners.ipynb #c026
+from .ope import BanditLog, cross_fit_q, obp_estimates, ope_estimate
+
+def bandit_log(evals:pd.DataFrame, rp:Replay) -> BanditLog:
+    "Logged evaluations (`label`, `group`, `r`, `propensity`) as a bandit log over the grid's configurations, the group as a one-hot context."
+    idx = {c.label: i for i, c in enumerate(rp.configs)}
+    if evals['propensity'].isna().any(): raise ValueError(f"{int(evals['propensity'].isna().sum())} evaluations have no logged propensity: OPE needs every decision's")
+    ctx = np.eye(len(rp.groups))[[rp.groups.index(g) for g in evals['group']]]
+    return BanditLog(evals['label'].map(idx).to_numpy(), evals['propensity'].to_numpy(float), evals['r'].to_numpy(float), ctx, len(rp.configs))
+
+def deploy_policy(evals:pd.DataFrame, picks:dict, rp:Replay) -> np.ndarray:
+    "The (rounds, configurations) matrix of deploying `picks[group]` (a TunerConfig) in every round of that group."
+    idx = {c: i for i, c in enumerate(rp.configs)}
+    pi = np.zeros((len(evals), len(rp.configs)))
+    pi[np.arange(len(evals)), [idx[rp.snap(picks[g])] for g in evals['group']]] = 1.0
+    return pi
+
+def ope_table(evals:pd.DataFrame, rp:Replay, deployments:dict, n_resamples:int=10_000, seed:int=0) -> pd.DataFrame:
+    "Each deployment's (name -> {group: config}) IPS, SNIPS and DR estimates from the log, with intervals, OBP's estimates, and its on-policy value on the pools."
+    log = bandit_log(evals, rp)
+    q = cross_fit_q(log, seed=seed)
+    groups = evals['group'].to_numpy()
+    rows = []
+    for name, picks in deployments.items():
+        pi = deploy_policy(evals, picks, rp)
+        ours, ref = ope_estimate(log, pi, q, n_resamples=n_resamples, seed=seed), obp_estimates(log, pi, q)
+        true = float(np.mean([rp.value(picks[g], g)['r'] for g in groups]))   # the deployment's value over the log's rounds
+        for est in ('ips', 'snips', 'dr'):
+            v, lo, hi = ours[est]
+            rows.append({'deployment': name, 'estimator': est, 'estimate': v, 'lo': lo, 'hi': hi, 'obp': ref[est], 'abs_diff_obp': abs(v - ref[est]),
+                         'on_policy': true, 'covers': lo <= true <= hi, 'n': len(log), 'matched': int((pi[np.arange(len(log)), log.action] > 0).sum())})
     return pd.DataFrame(rows)
