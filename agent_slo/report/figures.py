@@ -421,7 +421,8 @@ def fig_tuner_pareto(table:pd.DataFrame, picks:dict|None=None, static:str|None=N
     marks = dict(zip((picks or {}), 'o^sDvP*'))
     for ax, g in zip(axes[0], groups):
         x = d[d['group'] == g]
-        sns.scatterplot(data=x, x='cost', y='F', hue='variant', style='constrained', ax=ax, s=22, alpha=0.7, palette='colorblind', legend=ax is axes[0][-1])
+        style = 'constrained' if d['constrained'].nunique() > 1 else None
+        sns.scatterplot(data=x, x='cost', y='F', hue='variant', style=style, ax=ax, s=22, alpha=0.7, palette='colorblind', legend=ax is axes[0][-1])
         f = x.sort_values(['cost', 'F'], ascending=[True, False])
         front = f[f['F'] > f['F'].cummax().shift(fill_value=-1)]
         ax.step(front['cost'], front['F'], where='post', color='0.3', lw=1, label='Pareto frontier')
@@ -431,8 +432,9 @@ def fig_tuner_pareto(table:pd.DataFrame, picks:dict|None=None, static:str|None=N
         if static is not None:
             y = x[x['label'] == static]
             if len(y): ax.scatter(y['cost'], y['F'], marker='X', s=70, color='tab:red', label='static', zorder=5)
-        ax.set(title=g, xlabel='tokens per request (prompt + completion)', ylabel='checker success F')
+        ax.set(title=g, xlabel=None, ylabel='checker success F (the pool)')
     axes[0][-1].legend(frameon=False, fontsize=7, loc='center left', bbox_to_anchor=(1.0, 0.5))
+    fig.supxlabel('tokens per request (prompt + completion)', fontsize=9)
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
@@ -444,7 +446,7 @@ def fig_tuner_actions(evals:pd.DataFrame, axes_:tuple=('variant', 'k', 'rerank',
     for ax, a in zip(axes, axes_):
         sh = evals.groupby('method', sort=False)[a].value_counts(normalize=True).rename('share').reset_index()
         sh[a] = sh[a].astype(str)
-        sns.barplot(data=sh, x=a, y='share', hue='method', ax=ax, palette='colorblind', order=sorted(sh[a].unique(), key=lambda v: (len(v), v)))
+        sns.barplot(data=sh, x=a, y='share', hue='method', ax=ax, palette='colorblind', order=sorted(sh[a].unique(), key=lambda v: (0, int(v), '') if v.isdigit() else (1, 0, v)))
         ax.set(title=a, xlabel=None, ylabel='share of evaluations' if ax is axes[0] else None, ylim=(0, 1))
         if ax is not axes[-1]: ax.get_legend().remove()
     axes[-1].legend(frameon=False, fontsize=7, loc='center left', bbox_to_anchor=(1.0, 0.5))
@@ -463,7 +465,7 @@ def fig_tuner_canary(batches:pd.DataFrame, transitions:list[dict]|None=None, nam
             ax.plot(d['batch'], d[col], ls=ls, marker='o', ms=4, color='tab:orange', label=f'candidate {lab}')
             ax.plot(d['batch'], d[f'base_{col}'], ls=ls, marker='s', ms=4, color='tab:blue', label=f'baseline {lab}')
         end = next((t for t in (transitions or []) if t.get('rollout') == ro and t['event'] in ('promote', 'rollback')), None)
-        ax.set(title=f"{d['mode'].iloc[0] if 'mode' in d else ''} {ro}" + (f": {end['event']} after batch {int(d['batch'].max())}" if end else ''),
+        ax.set(title=f"{ro}" + (f": {end['event']} after batch {int(d['batch'].max())}" if end else ': no decision'),
                xlabel='judged batch of the candidate', ylabel='end-to-end latency (s)')
         ax.set_xticks(d['batch'].astype(int).tolist()); ax.set_ylim(bottom=0)
     axes[0][-1].legend(frameon=False, fontsize=7)
