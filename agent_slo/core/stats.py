@@ -4,13 +4,13 @@
 
 # %% ../../nbs/00_core/02_stats.ipynb #e69461f5
 from __future__ import annotations
-import math
+import math, warnings
 import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_ci', 'paired_table', 'paired_rate_diff', 'mcnemar', 'paired_diff',
-           'unpaired_diff', 'reliability_table', 'ece']
+__all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 'paired_table', 'paired_rate_diff',
+           'mcnemar', 'paired_diff', 'unpaired_diff', 'reliability_table', 'ece']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -37,17 +37,22 @@ def ci_cols(name:str, est_lo_hi) -> dict:
     return {name: est, f'{name}_lo': lo, f'{name}_hi': hi}
 
 # %% ../../nbs/00_core/02_stats.ipynb #735ec35b
+def bootstrap_interval(data:tuple, statistic, confidence:float=0.95, n_resamples:int=2000, seed:int=0, paired:bool=True, vectorized:bool=True) -> tuple[float, float]:
+    "scipy's BCa bootstrap interval of `statistic` over the samples in `data` (resampled together when `paired`), or the percentile interval where BCa's acceleration is undefined (very skewed or degenerate samples)."
+    kw = dict(confidence_level=confidence, n_resamples=n_resamples, random_state=np.random.default_rng(seed), paired=paired, vectorized=vectorized)
+    if vectorized: kw['axis'] = -1
+    with warnings.catch_warnings():   # scipy warns on a degenerate BCa; the percentile interval below takes over
+        warnings.simplefilter('ignore'); lo, hi = stats.bootstrap(data, statistic, method='BCa', **kw).confidence_interval
+    if not (np.isfinite(lo) and np.isfinite(hi)): lo, hi = stats.bootstrap(data, statistic, method='percentile', **kw).confidence_interval
+    return float(lo), float(hi)
+
 def bootstrap_ci(x, statistic=np.mean, confidence:float=0.95, n_resamples:int=2000, seed:int=0) -> tuple[float, float, float]:
     "(estimate, low, high) of a continuous `statistic` by scipy's BCa bootstrap; a sample without spread gives [v, v]. Rates take `rate_ci`."
     a = _finite(x)
     if a.size == 0: return (math.nan, math.nan, math.nan)
     est = float(statistic(a))
     if a.size < 2 or np.all(a == a[0]): return (est, est, est)
-    kw = dict(confidence_level=confidence, n_resamples=n_resamples, random_state=np.random.default_rng(seed), vectorized=False)
-    lo, hi = stats.bootstrap((a,), statistic, method='BCa', **kw).confidence_interval
-    if math.isnan(lo) or math.isnan(hi):  # BCa's acceleration is undefined on some very skewed small samples
-        lo, hi = stats.bootstrap((a,), statistic, method='percentile', **kw).confidence_interval
-    return (est, float(lo), float(hi))
+    return (est, *bootstrap_interval((a,), statistic, confidence, n_resamples, seed, vectorized=False))
 
 # %% ../../nbs/00_core/02_stats.ipynb #e07d9442
 def paired_table(x, y) -> tuple[int, int, int, int]:

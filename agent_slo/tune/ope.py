@@ -10,6 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..core.stats import bootstrap_interval
+
+
 # %% auto #0
 __all__ = ['ESTIMATORS', 'BanditLog', 'ips_terms', 'snips_terms', 'dr_terms', 'cross_fit_q', 'synthetic_log', 'softmax',
            'policy_value', 'obp_estimates', 'ope_estimate', 'paired_ope', 'n_for_rate_difference']
@@ -119,11 +122,8 @@ def obp_estimates(log:BanditLog, pi_e, q_hat:np.ndarray|None=None) -> dict:
 ESTIMATORS = ('ips', 'snips', 'dr')
 
 def _boot(data:tuple, statistic, n_resamples:int, seed:int, confidence:float=0.95) -> tuple[float, float]:
-    kw = dict(confidence_level=confidence, n_resamples=n_resamples, random_state=np.random.default_rng(seed), paired=True, vectorized=True, axis=-1)
-    with warnings.catch_warnings():   # BCa's acceleration is undefined on degenerate samples: scipy warns, and the percentile interval below takes over
-        warnings.simplefilter('ignore'); ci = stats.bootstrap(data, statistic, method='BCa', **kw).confidence_interval
-    if not (np.isfinite(ci.low) and np.isfinite(ci.high)): ci = stats.bootstrap(data, statistic, method='percentile', **kw).confidence_interval
-    return float(ci.low), float(ci.high)
+    "A paired, vectorised bootstrap interval over the per-round arrays in `data` (`core.stats.bootstrap_interval`)."
+    return bootstrap_interval(data, statistic, confidence, n_resamples, seed, paired=True, vectorized=True)
 
 def ope_estimate(log:BanditLog, pi_e, q_hat:np.ndarray|None=None, n_resamples:int=10_000, seed:int=0) -> dict:
     "Each estimator's value with a bootstrap interval: {name: (estimate, low, high)}; DR only with q̂."
