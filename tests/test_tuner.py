@@ -5,6 +5,7 @@ gate and is rolled back; every routing decision is logged with its propensity.""
 import httpx, pytest
 
 from agent_slo.core.records import read_jsonl, read_records
+from agent_slo.serve.rollout import canary_bucket
 from agent_slo.tune.objective import load_objective
 
 AUTH = {'Authorization': 'Bearer test-key'}
@@ -33,38 +34,48 @@ def test_tuner_evaluate_embedded(server):
         assert c.post('/tuner/evaluate', json={'config': K3}).status_code == 404              # no batch named
     assert httpx.post(url + '/tuner/evaluate', json={'config': K3, 'tasks': ['simple_python_0']}).status_code == 401
 
-def _canary(gw, baseline:dict, candidate:dict, tasks:list[str]) -> tuple[dict, list[dict]]:
-    "Start a canary of `candidate` over `baseline`, send `tasks` one by one (request id = task id) until it ends; (the end event, the answers)."
+def rid_for(task:str, arm:str, percent:float=50.0) -> str:
+    "A request id for `task` that the gateway's hash routes to `arm` at this canary share (clients choose their ids; the gateway hashes them)."
+    return next(f'{task}#{j}' for j in range(1000) if (canary_bucket(f'{task}#{j}') < percent) == (arm == 'candidate'))
+
+def _canary(gw, baseline:dict, candidate:dict, plan:list[tuple[str, str]]) -> tuple[dict, list[dict]]:
+    "Start a canary of `candidate` over `baseline` and send `plan`'s (task, arm) requests in turn until it ends; (the end event, the answers)."
     url = gw.base_url.rsplit('/v1', 1)[0]
     with httpx.Client(base_url=url, timeout=600) as c:
         r = c.put('/tuner/rollout', json={'baseline': baseline, 'candidate': candidate, 'mode': 'canary', 'percent': 50,
                                           'batch_size': 3, 'promote_after': 2, 'max_batches': 4})
         assert r.status_code == 200 and r.json()['mode'] == 'canary', r.text
         answers = []
-        for t in tasks:
-            a = c.post('/tuner/ask', json={'task_id': t, 'request_id': t})
+        for t, arm in plan:
+            a = c.post('/tuner/ask', json={'task_id': t, 'request_id': rid_for(t, arm)})
             assert a.status_code == 200, a.text
+            assert a.json()['arm'] == arm and a.json()['propensity'] == 0.5            # routed by the id's hash, logged with the canary share
             answers.append(a.json())
             if a.json()['event']: return a.json()['event'], answers
-    raise AssertionError(f"the canary did not end after {len(tasks)} requests: {c.get('/tuner/rollout').json()}")
-
-TASKS = [f'simple_python_{i}' for i in range(60)]
+        raise AssertionError(f"the canary did not end after {len(plan)} requests: {c.get('/tuner/rollout').json()}")
 
 def test_config_canary_promotes(vllm_gateway):
-    "Free decoding as the baseline, constrained decoding as the candidate: reward up with a 95% CI after clean batches, promoted."
-    ev, answers = _canary(vllm_gateway, {**K3, 'constrained': False}, {**K3, 'constrained': True}, TASKS)
+    """Free decoding as the baseline, constrained decoding as the candidate, both asked the tasks the candidate is known to answer
+    right (screened with POST /tuner/evaluate): the reward is up with a 95% CI after two clean batches, and it is promoted."""
+    url = vllm_gateway.base_url.rsplit('/v1', 1)[0]
+    tasks = [f'simple_python_{i}' for i in range(36)]
+    m = httpx.post(url + '/tuner/evaluate', json={'config': {**K3, 'constrained': True}, 'tasks': tasks}, timeout=1200).json()
+    right = [x['task_id'] for x in read_records(vllm_gateway.tuner_dir/'records.jsonl') if x['config_hash'] == m['config_hash'] and x['success']]
+    assert len(right) >= 6, f"the candidate answered only {len(right)} of {len(tasks)} screening tasks right (F = {m['F']:.2f})"
+    plan = [(t, arm) for t in right[:6] for arm in ('candidate', 'baseline')]    # both arms on the same tasks
+    ev, answers = _canary(vllm_gateway, {**K3, 'constrained': False}, {**K3, 'constrained': True}, plan)
     assert ev['event'] == 'promote', ev
-    assert ev['reason'].startswith('reward up') and ev['last']['lo'] > 0
-    assert {a['arm'] for a in answers} == {'baseline', 'candidate'} and all(a['propensity'] == 0.5 for a in answers)
-    state = httpx.get(vllm_gateway.base_url.rsplit('/v1', 1)[0] + '/tuner/rollout').json()
+    assert ev['reason'].startswith('reward up') and ev['last']['lo'] > 0 and ev['batches'] == 2
+    state = httpx.get(url + '/tuner/rollout').json()
     assert state['mode'] == 'off' and state['baseline']['constrained'] is True
     routes = [d for d in read_jsonl(vllm_gateway.tuner_dir/'decisions.jsonl') if d['event'] == 'route' and d['rollout'] == ev['rollout']]
     assert [d['request_id'] for d in routes] == [a['request_id'] for a in answers] and all(d['propensity'] == 0.5 for d in routes)
 
 def test_config_canary_rolls_back(vllm_gateway):
-    "Free decoding as the candidate: its first batch breaches the validity gate, and it is rolled back."
-    ev, answers = _canary(vllm_gateway, {**K3, 'constrained': True}, {**K3, 'constrained': False}, TASKS[::-1])
-    assert ev['event'] == 'rollback' and 'validity' in ev['reason'], ev
-    assert sum(a['arm'] == 'candidate' for a in answers) == 3
+    "Free decoding as the candidate: its first batch of three breaches the validity gate, and it is rolled back."
+    plan = [(f'simple_python_{i}', 'candidate') for i in range(40, 46)]
+    ev, answers = _canary(vllm_gateway, {**K3, 'constrained': True}, {**K3, 'constrained': False}, plan)
+    assert ev['event'] == 'rollback' and 'validity' in ev['reason'] and ev['batches'] == 1, ev
+    assert len(answers) == 3
     state = httpx.get(vllm_gateway.base_url.rsplit('/v1', 1)[0] + '/tuner/rollout').json()
     assert state['mode'] == 'off' and state['baseline']['constrained'] is True

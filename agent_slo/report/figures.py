@@ -386,28 +386,32 @@ def fig_retrieval(table:pd.DataFrame, name:str='p6_retrieval', folder=None, cata
     return save_fig(fig, name, folder)
 
 # %% ../../nbs/80_report/81_figures.ipynb #tun1
-def fig_tuner_rewards(evals:pd.DataFrame, best:float|None=None, window:int=8, name:str='p6_rewards', folder=None) -> list[Path]:
-    "Reward per evaluation per method (`evals`: method, seed, step, r, breaches), a moving average of the seeds' mean, gate breaches marked."
+def fig_tuner_rewards(evals:pd.DataFrame, best:dict|None=None, window:int=6, name:str='p6_rewards', folder=None) -> list[Path]:
+    "Reward per evaluation, one row of panels per group and one column per method (`evals`: method, group, seed, step, r, breaches): every seed's points, a moving average of their mean, gate breaches marked, the grid's best value (`best`: group -> r) dashed."
     import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
-    methods = list(dict.fromkeys(evals['method']))
-    fig, axes = plt.subplots(1, len(methods), figsize=(2.4*len(methods) + 0.8, 3.0), sharey=True, squeeze=False)
-    for ax, m, colour in zip(axes[0], methods, sns.color_palette('colorblind')):
-        d = evals[evals['method'] == m]
-        ax.scatter(d['step'], d['r'], s=6, alpha=0.25, color=colour, lw=0)
-        mean = d.groupby('step')['r'].mean()
-        ax.plot(mean.index, mean.rolling(window, min_periods=1).mean(), color=colour, lw=1.8, label=f'mean of {d["seed"].nunique()} seeds, moving average of {window}')
-        bad = d[d['breaches'] > 0]
-        if len(bad): ax.scatter(bad['step'], bad['r'], marker='x', s=14, color='tab:red', lw=0.9, label='gate breached')
-        if best is not None: ax.axhline(best, ls='--', color='0.35', lw=0.9, label="grid's best value")
-        ax.set(title=m, xlabel='evaluation')
-    axes[0][0].set_ylabel('reward r of the batch')
+    methods, groups = list(dict.fromkeys(evals['method'])), list(dict.fromkeys(evals['group']))
+    fig, axes = plt.subplots(len(groups), len(methods), figsize=(2.3*len(methods) + 0.6, 2.1*len(groups) + 0.6), sharex=True, sharey='row', squeeze=False)
+    palette = dict(zip(methods, sns.color_palette('colorblind')))
+    for i, g in enumerate(groups):
+        for j, m in enumerate(methods):
+            ax, d = axes[i][j], evals[(evals['method'] == m) & (evals['group'] == g)]
+            ax.scatter(d['step'], d['r'], s=5, alpha=0.25, color=palette[m], lw=0)
+            mean = d.groupby('step')['r'].mean()
+            ax.plot(mean.index, mean.rolling(window, min_periods=1).mean(), color=palette[m], lw=1.6)
+            bad = d[d['breaches'] > 0]
+            if len(bad): ax.scatter(bad['step'], bad['r'], marker='x', s=12, color='tab:red', lw=0.8, label='gate breached')
+            if best is not None and g in best: ax.axhline(best[g], ls='--', color='0.35', lw=0.8, label="grid's best value")
+            if i == 0: ax.set_title(m)
+            if j == 0: ax.set_ylabel(f'{g}\nreward r of the batch')
+            if i == len(groups) - 1: ax.set_xlabel('evaluation of the group')
     h, l = [], []
-    for ax in axes[0]:
+    for ax in axes.flat:
         for hh, ll in zip(*ax.get_legend_handles_labels()):
-            if ll not in l and not ll.startswith('mean'): h.append(hh); l.append(ll)
-    if h: axes[0][-1].legend(h, l, frameon=False, loc='lower right', fontsize=7)
-    fig.suptitle(f'reward per evaluation (lines: mean over seeds, moving average of {window})', fontsize=10)
+            if ll not in l: h.append(hh); l.append(ll)
+    if h: fig.legend(h, l, frameon=False, loc='upper right', fontsize=7, ncol=len(l))
+    n = evals['seed'].nunique()
+    fig.suptitle(f'reward per evaluation: points from {n} seeds, lines their mean (moving average of {window})', fontsize=10, x=0.02, ha='left')
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
