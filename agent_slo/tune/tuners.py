@@ -219,27 +219,28 @@ def load_tuner_settings(path=None) -> TunerSettings:
     "The tuners' settings, by default from the project's `configs/tuner.yaml`."
     return TunerSettings.from_yaml(path or project_path('configs', 'tuner.yaml'))
 
-def _floor(rng, ts:TunerSettings, configs, pick):
-    "`pick()` or, with probability explore_floor, a uniform configuration."
-    return configs[int(rng.integers(len(configs)))] if rng.random() < ts.explore_floor else pick()
-
 def grid_search(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) -> list[TunerConfig]:
-    "The grid in a random order, one evaluation each; the trace of the best mean so far."
-    order, means, trace = [env.rp.configs[i] for i in rng.permutation(len(env.rp.configs))], {}, []
+    "The grid in a random order, one evaluation each; the trace of the best mean so far. A pick's propensity is 1 / (configurations not yet evaluated)."
+    K = len(env.rp.configs)
+    order, means, trace = [env.rp.configs[i] for i in rng.permutation(K)], {}, []
     for i in range(budget):
-        c = order[i % len(order)]
-        means.setdefault(c, []).append(env.evaluate(c, group, 1/len(order), 'grid')['r'])
+        c = order[i % K]
+        means.setdefault(c, []).append(env.evaluate(c, group, 1/(K - i % K), 'grid')['r'])
         trace.append(max(means, key=lambda x: np.mean(means[x])))
     return trace
 
-def _bandit(env, group, budget, ts, rng, score, name, propensity=lambda c, stats: None):
-    stats, trace = {c: [] for c in env.rp.configs}, []
+def _bandit(env, group, budget, ts, rng, score, name):
+    "A greedy index policy with the propensity floor: unplayed configurations first (uniformly), then the best `score`; each pick logged with its probability."
+    cs, K = env.rp.configs, len(env.rp.configs)
+    stats, trace = {c: [] for c in cs}, []
     for t in range(budget):
-        unplayed = [c for c in env.rp.configs if not stats[c]]
-        pick = lambda: unplayed[int(rng.integers(len(unplayed)))] if unplayed else max(env.rp.configs, key=lambda c: score(c, stats, t))
-        c = _floor(rng, ts, env.rp.configs, pick)
-        stats[c].append(env.evaluate(c, group, propensity(c, stats), name)['r'])
-        played = [c for c in env.rp.configs if stats[c]]
+        unplayed = [c for c in cs if not stats[c]]
+        greedy = None if unplayed else max(cs, key=lambda c: score(c, stats, t))
+        if rng.random() < ts.explore_floor: c = cs[int(rng.integers(K))]
+        else: c = unplayed[int(rng.integers(len(unplayed)))] if unplayed else greedy
+        q = (1/len(unplayed) if c in unplayed else 0.0) if unplayed else float(c == greedy)
+        stats[c].append(env.evaluate(c, group, (1 - ts.explore_floor)*q + ts.explore_floor/K, name)['r'])
+        played = [c for c in cs if stats[c]]
         trace.append(max(played, key=lambda c: (np.mean(stats[c]), len(stats[c]))))
     return trace
 
@@ -272,7 +273,7 @@ def thompson(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) -> list
     return trace
 
 def optuna_search(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) -> list[TunerConfig]:
-    "Optuna's multi-objective TPE (or NSGA-II) over the space, F and R up, L and C down, gates as a constraint; the trace of the best feasible Pareto trial by r."
+    "Optuna's multi-objective TPE (or NSGA-II) over the space, F and R up, L and C down, gates as a constraint; the trace of the best feasible Pareto trial by r. TPE does not expose the probability of a pick: its evaluations are logged without a propensity."
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed, lv = int(rng.integers(2**31)), env.rp.levels
