@@ -29,8 +29,13 @@ AXES = ('variant', 'w', 'k', 'rerank', 'template', 'constrained')
 
 class Replay:
     "A logged grid: each (configuration, group)'s records and recall per task; batches of a group's pool scored from them."
-    def __init__(self, grid_rows:list[dict], records:pd.DataFrame, objective:TunerObjective|None=None):
-        if not grid_rows: raise ValueError("the grid log is empty: collect a grid first (`agent-slo tune collect`)")
+    def __init__(self, grid_rows:list[dict], records:pd.DataFrame, objective:TunerObjective|None=None, configs:list[TunerConfig]|None=None):
+        if not grid_rows: raise ValueError("the grid log is empty: collect a grid first (`agent-slo tune`)")
+        if configs is not None:                                 # a sub-grid of what was logged
+            keep = set(configs)
+            grid_rows = [r for r in grid_rows if TunerConfig(**r['config']) in keep]
+            missing = keep - {TunerConfig(**r['config']) for r in grid_rows}
+            if missing: raise ValueError(f"{len(missing)} of the {len(keep)} configurations asked for were never logged, e.g. {sorted(c.label for c in missing)[:3]}")
         self.objective = objective or load_objective()
         self.recs, self.recall, self.pools = {}, {}, {}
         by_hash = dict(tuple(records.groupby('config_hash'))) if len(records) else {}
@@ -51,11 +56,11 @@ class Replay:
         self._cache = {}
 
     @classmethod
-    def load(cls, out_dir:str|Path, objective:TunerObjective|None=None) -> Replay:
-        "The grid logged in `out_dir` (`grid.jsonl` and `records.jsonl`, as `collect_grid` writes them)."
+    def load(cls, out_dir:str|Path, objective:TunerObjective|None=None, configs:list[TunerConfig]|None=None) -> Replay:
+        "The grid logged in `out_dir` (`grid.jsonl` and `records.jsonl`, as `collect_grid` writes them), or the sub-grid of `configs`."
         d = Path(out_dir)
-        if not (d/'grid.jsonl').exists(): raise FileNotFoundError(f"{d} holds no grid.jsonl: collect a grid first (`agent-slo tune collect`)")
-        return cls(read_jsonl(d/'grid.jsonl'), load_records(d/'records.jsonl'), objective)
+        if not (d/'grid.jsonl').exists(): raise FileNotFoundError(f"{d} holds no grid.jsonl: collect a grid first (`agent-slo tune`)")
+        return cls(read_jsonl(d/'grid.jsonl'), load_records(d/'records.jsonl'), objective, configs)
 
     def snap(self, cfg:TunerConfig) -> TunerConfig:
         "The logged configuration nearest to `cfg`: w and k to the nearest logged level, the other axes as asked (an unlogged value is an error)."
