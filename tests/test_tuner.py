@@ -36,7 +36,7 @@ def test_tuner_evaluate_embedded(server):
 
 def rid_for(task:str, arm:str, percent:float=50.0) -> str:
     "A request id for `task` that the gateway's hash routes to `arm` at this canary share (clients choose their ids; the gateway hashes them)."
-    return next(f'{task}#{j}' for j in range(1000) if (canary_bucket(f'{task}#{j}') < percent) == (arm == 'candidate'))
+    return next(f'{task}.{j}' for j in range(1000) if (canary_bucket(f'{task}.{j}') < percent) == (arm == 'candidate'))
 
 def _canary(gw, baseline:dict, candidate:dict, plan:list[tuple[str, str]]) -> tuple[dict, list[dict]]:
     "Start a canary of `candidate` over `baseline` and send `plan`'s (task, arm) requests in turn until it ends; (the end event, the answers)."
@@ -58,10 +58,13 @@ def test_config_canary_promotes(vllm_gateway):
     """Free decoding as the baseline, constrained decoding as the candidate, both asked the tasks the candidate is known to answer
     right (screened with POST /tuner/evaluate): the reward is up with a 95% CI after two clean batches, and it is promoted."""
     url = vllm_gateway.base_url.rsplit('/v1', 1)[0]
-    tasks = [f'simple_python_{i}' for i in range(36)]
-    m = httpx.post(url + '/tuner/evaluate', json={'config': {**K3, 'constrained': True}, 'tasks': tasks}, timeout=1200).json()
-    right = [x['task_id'] for x in read_records(vllm_gateway.tuner_dir/'records.jsonl') if x['config_hash'] == m['config_hash'] and x['success']]
-    assert len(right) >= 6, f"the candidate answered only {len(right)} of {len(tasks)} screening tasks right (F = {m['F']:.2f})"
+    right, asked = [], 0
+    for start in range(0, 48, 6):                                                   # screen six at a time until six are right
+        m = httpx.post(url + '/tuner/evaluate', json={'config': {**K3, 'constrained': True}, 'tasks': [f'simple_python_{i}' for i in range(start, start + 6)]}, timeout=1200).json()
+        right = [x['task_id'] for x in read_records(vllm_gateway.tuner_dir/'records.jsonl') if x['config_hash'] == m['config_hash'] and x['success']]
+        asked = start + 6
+        if len(right) >= 6: break
+    assert len(right) >= 6, f"the candidate answered only {len(right)} of {asked} screening tasks right"
     plan = [(t, arm) for t in right[:6] for arm in ('candidate', 'baseline')]    # both arms on the same tasks
     ev, answers = _canary(vllm_gateway, {**K3, 'constrained': False}, {**K3, 'constrained': True}, plan)
     assert ev['event'] == 'promote', ev

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np, pandas as pd
+from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.config import ConfigModel, Settings, project_path
@@ -20,8 +21,8 @@ from ..tune.space import TunerConfig
 from .rollout import canary_bucket
 
 # %% auto #0
-__all__ = ['TERMS', 'ConfigRolloutSettings', 'load_rollout_settings', 'request_reward', 'ConfigRollout', 'ConfigBody',
-           'EvaluateBody', 'TunerRolloutBody', 'AskBody', 'add_tuner_routes']
+__all__ = ['TERMS', 'ConfigRolloutSettings', 'load_rollout_settings', 'json_safe', 'request_reward', 'ConfigRollout',
+           'ConfigBody', 'EvaluateBody', 'TunerRolloutBody', 'AskBody', 'add_tuner_routes']
 
 # %% ../../nbs/70_serve/76_tuner.ipynb #c005
 class ConfigRolloutSettings(ConfigModel):
@@ -35,6 +36,13 @@ class ConfigRolloutSettings(ConfigModel):
 
 def load_rollout_settings(path=None) -> ConfigRolloutSettings:
     return ConfigRolloutSettings.from_yaml(path or project_path('configs', 'tuner.yaml'))
+
+def json_safe(x):
+    "`x` with every NaN or infinite float replaced by None: what JSON (and so an HTTP answer) can carry."
+    if isinstance(x, float): return x if math.isfinite(x) else None
+    if isinstance(x, dict): return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [json_safe(v) for v in x]
+    return x
 
 def request_reward(row:dict, ob:TunerObjective) -> float:
     "One request's reward, αF + βR − γL − δC, from `evaluate_config`'s row for that single task (P is judged per batch)."
@@ -57,7 +65,7 @@ class ConfigRollout:
         self.pending_base = []                                # the baseline's records since the last judged batch: its p50/p95 beside the candidate's
 
     def _write(self, e:dict) -> dict:
-        e = {'at': time.time(), 'rollout': self.id, **e}
+        e = json_safe({'at': time.time(), 'rollout': self.id, **e})
         if self.log is not None:
             with JsonlWriter(self.log) as w: w.write(e)
         return e
@@ -136,10 +144,10 @@ class ConfigRollout:
 
     def describe(self) -> dict:
         d = self.diff() if self.candidate else (math.nan,)*3 + (0,)
-        return {'mode': self.mode, 'percent': self.percent, 'rollout': self.id, 'baseline': self.baseline.to_dict(), 'baseline_label': self.baseline.label,
+        return json_safe({'mode': self.mode, 'percent': self.percent, 'rollout': self.id, 'baseline': self.baseline.to_dict(), 'baseline_label': self.baseline.label,
                 'candidate': self.candidate.to_dict() if self.candidate else None, 'batches': self.batches, 'streak': self.streak,
                 'diff': None if math.isnan(d[0]) else {'mean': d[0], 'lo': d[1], 'hi': d[2], 'n': d[3]},
-                'answers': {a: len(v) for a, v in self.rewards.items()}, 'history': self.history}
+                'answers': {a: len(v) for a, v in self.rewards.items()}, 'history': self.history})
 
 # %% ../../nbs/70_serve/76_tuner.ipynb #c015
 class ConfigBody(BaseModel):
@@ -183,7 +191,6 @@ TERMS = ('n', 'F', 'R', 'L', 'C', 'D', 'P', 'r', 'gates_breached', 'p50_s', 'p95
 
 def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8):
     "Add POST /tuner/evaluate, PUT/GET /tuner/rollout and POST /tuner/ask to a gateway app; `engine_for(request)` is the loopback engine, `error(status, message, code=, param=)` the gateway's error response."
-    from fastapi import Depends, Request
     from agent_slo.tune.space import ToolStack, evaluate_config, load_space, task_pools
     tdir = Path(s.tuner_dir)
     state = {'stack': None, 'pools': None, 'waiting': 0, 'rollout': ConfigRollout(TunerConfig(), log=tdir/'decisions.jsonl')}
@@ -219,8 +226,8 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
         eng = await asyncio.to_thread(engine_for, request)
         row = await run(evaluate, eng, tasks, cfg, 'tuner-eval', tuner='api', propensity=1.0)
         if not isinstance(row, dict): return row                               # the 429
-        return {'config': row['config'], 'label': row['label'], 'config_hash': row['config_hash'], 'task_ids': row['task_ids'], 'recall': row['recall'],
-                **{k: row[k] for k in TERMS}, 'reward': row['r'], 'cost': row['C']}
+        return json_safe({'config': row['config'], 'label': row['label'], 'config_hash': row['config_hash'], 'task_ids': row['task_ids'], 'recall': row['recall'],
+                          **{k: row[k] for k in TERMS}, 'reward': row['r'], 'cost': row['C']})
 
     @app.get('/tuner/rollout', dependencies=[Depends(auth)])
     def tuner_rollout_get(): return state['rollout'].describe()
@@ -259,8 +266,8 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
                     cr.observe('candidate', task.id, m, r[(r['config_hash'] == m['config_hash']) & (r['stage'] == stage) & (r['task_id'] == task.id)])
             app.state.tuner_tasks.add(t := asyncio.get_running_loop().create_task(shadow())); t.add_done_callback(app.state.tuner_tasks.discard)
         r0 = rec.iloc[-1] if len(rec) else None
-        return {'arm': arm, 'label': cfg.label, 'propensity': p, 'request_id': rid, 'task_id': task.id, 'mirrored': mirror is not None,
-                'calls': None if r0 is None else r0['calls'], 'text': None if r0 is None else r0['text'], 'success': bool(row['F']),
-                'e2e_s': row['p95_s'], 'reward': request_reward(row, cr.ob), 'event': event, 'mode': cr.mode}
+        return json_safe({'arm': arm, 'label': cfg.label, 'propensity': p, 'request_id': rid, 'task_id': task.id, 'mirrored': mirror is not None,
+                          'calls': None if r0 is None else r0['calls'], 'text': None if r0 is None else r0['text'], 'success': bool(row['F']),
+                          'e2e_s': row['p95_s'], 'reward': request_reward(row, cr.ob), 'event': event, 'mode': cr.mode})
     app.state.tuner_tasks = set()
     return state

@@ -429,6 +429,7 @@ def ope_table(evals:pd.DataFrame, rp:Replay, deployments:dict, n_resamples:int=1
         true = float(np.mean([rp.value(picks[g], g)['r'] for g in groups]))   # the deployment's value over the log's rounds
         for est in ('ips', 'snips', 'dr'):
             v, lo, hi = ours[est]
-            rows.append({'deployment': name, 'estimator': est, 'estimate': v, 'lo': lo, 'hi': hi, 'obp': ref[est], 'abs_diff_obp': abs(v - ref[est]),
+            both_undefined = math.isnan(v) and math.isnan(ref[est])              # SNIPS when the log never took the deployment's action: 0/0 for both
+            rows.append({'deployment': name, 'estimator': est, 'estimate': v, 'lo': lo, 'hi': hi, 'obp': ref[est], 'abs_diff_obp': 0.0 if both_undefined else abs(v - ref[est]),
                          'on_policy': true, 'covers': lo <= true <= hi, 'n': len(log), 'matched': int((pi[np.arange(len(log)), log.action] > 0).sum())})
     return pd.DataFrame(rows)
