@@ -298,7 +298,7 @@ def optuna_search(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) ->
         m = env.evaluate(cfg, group, None, 'optuna')
         for k, v in (('breaches', len(m['gates_breached'])), ('r', m['r']), ('config', cfg.to_dict())): tr.set_user_attr(k, v)
         study.tell(tr, [m['F'], 0.0 if math.isnan(m['R']) else m['R'], m['L'], m['C']])
-        front = [x for x in study.best_trials if x.user_attrs['breaches'] == 0] or study.best_trials
+        front = [x for x in study.best_trials if x.user_attrs['breaches'] == 0] or study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))   # no feasible trial yet: the best r of all
         trace.append(TunerConfig(**max(front, key=lambda x: x.user_attrs['r']).user_attrs['config']))
     return trace
 
