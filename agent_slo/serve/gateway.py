@@ -948,7 +948,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         return JSONResponse({'status': status, 'feedback_id': body.feedback_id, 'model': item['model'], 'arm': item['arm'], 'items': len(store)},
                             status_code=201 if status == 'stored' else 200)
 
-    from .tuner import add_tuner_routes   # POST /tuner/evaluate and configuration rollouts: their batches run through this gateway's own API
+    from agent_slo.serve.tuner import add_tuner_routes   # POST /tuner/evaluate and configuration rollouts: their batches run through this gateway's own API
     loopback = {}
     def engine_for(request:Request):
         url = str(request.base_url).rstrip('/') + '/v1'
