@@ -430,6 +430,7 @@ def fig_tuner_pareto(table:pd.DataFrame, picks:dict|None=None, static:str|None=N
         f = x.sort_values(['cost', 'F'], ascending=[True, False])
         front = f[f['F'] > f['F'].cummax().shift(fill_value=-1)]
         ax.step(front['cost'], front['F'], where='post', color='0.3', lw=1, label='Pareto frontier')
+        ax.scatter(front['cost'], front['F'], s=60, facecolor='none', edgecolor='0.3', lw=0.8, ls=':', zorder=4)   # visible even when one configuration dominates
         for m, by in (picks or {}).items():
             y = x[x['label'] == by.get(g)]
             if len(y): ax.scatter(y['cost'], y['F'], marker=marks[m], s=70, facecolor='none', edgecolor='black', lw=1.1, label=m, zorder=5)
