@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.config import ConfigModel, Settings, project_path
-from ..core.records import JsonlWriter, load_records
+from ..core.records import JsonlWriter
 from ..core.stats import paired_diff, unpaired_diff
 from ..tasks.catalog import task_by_id
 from ..tune.objective import TunerObjective, batch_objective, load_objective
@@ -215,8 +215,8 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
             async with lock: return await asyncio.to_thread(fn, *a, **kw)
         finally: state['waiting'] -= 1
 
-    def evaluate(engine, tasks, cfg, stage, **meta):
-        return evaluate_config(engine, tasks, cfg, stack(), tdir/'records.jsonl', log=tdir/'evaluations.jsonl', stage=stage, **meta)
+    def evaluate(engine, tasks, cfg, stage, with_records=False, **meta):
+        return evaluate_config(engine, tasks, cfg, stack(), tdir/'records.jsonl', log=tdir/'evaluations.jsonl', stage=stage, with_records=with_records, **meta)
 
     @app.post('/tuner/evaluate', dependencies=[Depends(auth)])
     async def tuner_evaluate(body:EvaluateBody, request:Request):
@@ -252,19 +252,16 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
         cr.decision(rid, task.id, arm, cfg, p, mirror)
         stage = f'rollout-{cr.id}' if cr.active else 'served'
         eng = await asyncio.to_thread(engine_for, request)
-        row = await run(evaluate, eng, [task], cfg, stage, tuner='rollout', arm=arm, propensity=p, request_id=rid)
-        if not isinstance(row, dict): return row
-        recs = await asyncio.to_thread(load_records, tdir/'records.jsonl')
-        mine = lambda r: recs[(recs['config_hash'] == r['config_hash']) & (recs['stage'] == stage) & (recs['task_id'] == task.id)]
-        rec = mine(row)
-        event = cr.observe(arm, task.id, row, rec)
+        async def answer(arm_:str, cfg_:TunerConfig, p_:float):
+            "Evaluate the task on one arm's configuration and feed the rollout: (row, records, the event it triggered), or the 429."
+            out = await run(evaluate, eng, [task], cfg_, stage, with_records=True, tuner='rollout', arm=arm_, propensity=p_, request_id=rid)
+            if not isinstance(out, tuple): return out
+            return (*out, cr.observe(arm_, task.id, *out))
+        got = await answer(arm, cfg, p)
+        if not isinstance(got, tuple): return got
+        row, rec, event = got
         if mirror is not None:
-            async def shadow():
-                m = await run(evaluate, eng, [task], mirror, stage, tuner='rollout', arm='candidate', propensity=1.0, request_id=rid)
-                if isinstance(m, dict):
-                    r = await asyncio.to_thread(load_records, tdir/'records.jsonl')
-                    cr.observe('candidate', task.id, m, r[(r['config_hash'] == m['config_hash']) & (r['stage'] == stage) & (r['task_id'] == task.id)])
-            app.state.tuner_tasks.add(t := asyncio.get_running_loop().create_task(shadow())); t.add_done_callback(app.state.tuner_tasks.discard)
+            app.state.tuner_tasks.add(t := asyncio.get_running_loop().create_task(answer('candidate', mirror, 1.0))); t.add_done_callback(app.state.tuner_tasks.discard)
         r0 = rec.iloc[-1] if len(rec) else None
         return json_safe({'arm': arm, 'label': cfg.label, 'propensity': p, 'request_id': rid, 'task_id': task.id, 'mirrored': mirror is not None,
                           'calls': None if r0 is None else r0['calls'], 'text': None if r0 is None else r0['text'], 'success': bool(row['F']),

@@ -192,8 +192,8 @@ def evaluate_config(engine:Engine, tasks:list[Task], cfg:TunerConfig, stack:Tool
                     repeats:int=1,                        # repeats per task: the instability term
                     objective:TunerObjective|None=None,
                     log:str|Path|None=None,               # append the evaluation's row here (JSON lines)
-                    stage:str='tune', run_id:str|None=None, progress:bool=False, **meta) -> dict:
-    "Run `cfg` on `tasks` through `engine` (records appended to `out`, resumable) and score the batch with the tuner's objective."
+                    stage:str='tune', run_id:str|None=None, progress:bool=False, with_records:bool=False, **meta):
+    "Run `cfg` on `tasks` through `engine` (records appended to `out`, resumable) and score the batch with the tuner's objective; `with_records`: (row, the batch's records)."
     if not tasks: raise ValueError("an evaluation needs at least one task")
     keys = stack.retrieve(cfg, tasks)
     asked = [with_tools(t, stack.catalog.docs_for(k)) for t, k in zip(tasks, keys)]
@@ -208,7 +208,7 @@ def evaluate_config(engine:Engine, tasks:list[Task], cfg:TunerConfig, stack:Tool
            'task_ids': ids, 'categories': sorted({t.category for t in tasks}), 'recall': recall, **m, **meta, 't': time.time()}
     if log is not None:
         with JsonlWriter(log) as w: w.write(row)
-    return row
+    return (row, recs) if with_records else row
 
 # %% ../../nbs/65_tune/68_space.ipynb #c023
 def task_pools(space:SpaceConfig|None=None, seed:int=0) -> dict[str, list[Task]]:
