@@ -29,6 +29,8 @@ def test_tuner_evaluate_embedded(server):
         bad = c.post('/tuner/evaluate', json={'config': K3, 'tasks': ['simple_python_99999']})
         assert bad.status_code == 404 and 'simple_python_99999' in bad.json()['error']['message']
         assert c.post('/tuner/evaluate', json={'config': {**K3, 'k': 40}, 'tasks': ['simple_python_0']}).status_code in (400, 422)
+        unk = c.post('/tuner/evaluate', json={'config': {**K3, 'kk': 3}, 'tasks': ['simple_python_0']})   # an unknown key is an error, not dropped
+        assert unk.status_code == 400 and 'config.kk' in unk.json()['error']['message']
         nog = c.post('/tuner/evaluate', json={'config': K3, 'group': 'nope'})
         assert nog.status_code == 404 and 'unknown group' in nog.json()['error']['message']
         assert c.post('/tuner/evaluate', json={'config': K3}).status_code == 404              # no batch named

@@ -22,7 +22,7 @@ from .rollout import canary_bucket
 
 # %% auto #0
 __all__ = ['TERMS', 'ConfigRolloutSettings', 'load_rollout_settings', 'json_safe', 'request_reward', 'ConfigRollout',
-           'ConfigBody', 'EvaluateBody', 'TunerRolloutBody', 'AskBody', 'add_tuner_routes']
+           'EvaluateBody', 'TunerRolloutBody', 'AskBody', 'add_tuner_routes']
 
 # %% ../../nbs/70_serve/76_tuner.ipynb #c005
 class ConfigRolloutSettings(ConfigModel):
@@ -150,21 +150,10 @@ class ConfigRollout:
                 'answers': {a: len(v) for a, v in self.rewards.items()}, 'history': self.history})
 
 # %% ../../nbs/70_serve/76_tuner.ipynb #c015
-class ConfigBody(BaseModel):
-    "A configuration as JSON (the space chapter's `TunerConfig`)."
-    model_config = ConfigDict(extra='forbid')
-    variant: Literal['bm25', 'dense', 'hybrid'] = 'hybrid'
-    w: float = Field(0.5, ge=0, le=1)
-    k: int = Field(8, ge=3, le=32)
-    rerank: bool = False
-    template: str = 'json-v1'
-    constrained: bool = True
-    def config(self) -> TunerConfig: return TunerConfig(**self.model_dump())
-
 class EvaluateBody(BaseModel):
     "The body of POST /tuner/evaluate: a configuration and a batch (task ids, or the first n of a category group's pool)."
     model_config = ConfigDict(extra='forbid')
-    config: ConfigBody
+    config: TunerConfig                         # validated by the dataclass itself: unknown keys, types and ranges answer 422
     tasks: list[str] = Field(default_factory=list, max_length=64)
     group: str|None = None
     n: int = Field(6, ge=1, le=64)
@@ -173,10 +162,10 @@ class EvaluateBody(BaseModel):
 class TunerRolloutBody(BaseModel):
     "The body of PUT /tuner/rollout."
     model_config = ConfigDict(extra='forbid')
-    candidate: ConfigBody
+    candidate: TunerConfig
     mode: Literal['shadow', 'canary'] = 'canary'
     percent: float = Field(50.0, gt=0, le=100)
-    baseline: ConfigBody|None = None
+    baseline: TunerConfig|None = None
     batch_size: int|None = Field(None, gt=0)
     promote_after: int|None = Field(None, gt=0)
     max_batches: int|None = Field(None, gt=0)
@@ -221,7 +210,7 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
     @app.post('/tuner/evaluate', dependencies=[Depends(auth)])
     async def tuner_evaluate(body:EvaluateBody, request:Request):
         "Run a batch on a configuration through this gateway: F, R, latency, tokens, cost and the reward with its terms."
-        try: cfg, tasks = body.config.config(), tasks_of(body)
+        try: cfg, tasks = body.config, tasks_of(body)
         except (KeyError, ValueError) as e: return error(404 if isinstance(e, KeyError) else 400, str(e).strip('"'), code='bad_tuner_request')
         eng = await asyncio.to_thread(engine_for, request)
         row = await run(evaluate, eng, tasks, cfg, 'tuner-eval', tuner='api', propensity=1.0)
@@ -238,7 +227,7 @@ def add_tuner_routes(app, s:Settings, auth, engine_for, error, max_waiting:int=8
         cr = state['rollout']
         over = {k: v for k, v in body.model_dump().items() if k in ('batch_size', 'promote_after', 'max_batches') and v is not None}
         cr.rs = load_rollout_settings().with_overrides(**over) if over else load_rollout_settings()
-        try: cr.start(body.candidate.config(), body.mode, body.percent, body.baseline.config() if body.baseline else None)
+        try: cr.start(body.candidate, body.mode, body.percent, body.baseline)
         except ValueError as e: return error(400, str(e), code='bad_rollout')
         return cr.describe()
 

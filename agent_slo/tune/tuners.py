@@ -17,7 +17,7 @@ from ..core.records import JsonlWriter, load_records, read_jsonl
 from ..core.stats import bootstrap_ci
 from ..eval.reward import load_reward
 from .objective import TunerObjective, batch_objective, load_objective
-from .space import TunerConfig
+from .space import RETRIEVERS, TunerConfig
 
 # %% auto #0
 __all__ = ['AXES', 'HEADS', 'METHODS', 'Replay', 'TunerEnv', 'HybridDistribution', 'HybridPolicy', 'TunerSettings',
@@ -104,7 +104,7 @@ class TunerEnv(gym.Env):
         self.lv = {a: replay.levels[a] for a in HEADS}
         self.nvec = [len(self.lv[a]) for a in HEADS]
         self.action_space = spaces.Box(low=np.zeros(6, np.float32), high=np.array([n - 1 for n in self.nvec] + [1], np.float32))
-        self.n_obs = len(replay.groups) + 6 + 3 + 1 + 1 + 1 + len(self.lv['template']) + 1
+        self.n_obs = len(replay.groups) + 6 + len(self._features(replay.configs[0]))   # group one-hot, rolling stats, configuration
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.n_obs,), np.float32)
         self.log = log if log is not None else []           # every evaluation: group, configuration, its terms
         self.cfg, self.group, self.t, self.stats = None, None, 0, np.zeros(6)
@@ -121,12 +121,14 @@ class TunerEnv(gym.Env):
         "The action that names `cfg` (the inverse of `decode` on logged configurations)."
         return np.array([self.lv[h].index(getattr(cfg, h)) for h in HEADS] + [cfg.w], np.float32)
 
+    def _features(self, c:TunerConfig) -> np.ndarray:
+        "A configuration as the state sees it: variant one-hot, w, k scaled to [0, 1], rerank, template one-hot, constrained."
+        return np.r_[[c.variant == v for v in RETRIEVERS], c.w, (c.k - 3)/29, c.rerank,
+                     [c.template == t for t in self.lv['template']], c.constrained].astype(float)
+
     def _obs(self) -> np.ndarray:
         g = np.eye(len(self.rp.groups))[self.rp.groups.index(self.group)]
-        c = self.cfg
-        cfg = np.r_[[c.variant == v for v in ('bm25', 'dense', 'hybrid')], c.w, (c.k - 3)/29, c.rerank,
-                    [c.template == t for t in self.lv['template']], c.constrained].astype(float)
-        return np.r_[g, self.stats, cfg].astype(np.float32)
+        return np.r_[g, self.stats, self._features(self.cfg)].astype(np.float32)
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
