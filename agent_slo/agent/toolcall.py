@@ -41,9 +41,10 @@ class AgentConfig:
     prompt_format: str|None = None      # prompt mode: one of BFCL's format configs (None: BFCL's default)
     tool_choice: str = 'auto'           # fc mode: 'auto' (BFCL's FC mode) or 'required'
     tools: dict|None = None             # tool retrieval: how the docs in the prompt were chosen from a catalog (None: the task's own docs)
+    features: bool = False              # record per-token log-probs and controller features (the transformers engine)
     def to_dict(self) -> dict:
         d = asdict(self)
-        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000), ('call_mode', 'json'), ('prompt_format', None), ('tool_choice', 'auto'), ('tools', None)):   # added later: left out at their defaults,
+        for k, v in (('sc_n', 1), ('max_steps', 20), ('max_result_chars', 4000), ('call_mode', 'json'), ('prompt_format', None), ('tool_choice', 'auto'), ('tools', None), ('features', False)):   # added later: left out at their defaults,
             if d[k] == v: del d[k]                                                 # so earlier records keep their config hash
         return d
 
@@ -244,7 +245,7 @@ def request_for(task:Task, cfg:AgentConfig, seed:int|None=None) -> ChatRequest:
     return ChatRequest(messages_for(task, cfg), max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                        seed=cfg.seed if seed is None else seed, json_schema=contract_schema(task, cfg) if cfg.constrained and mode == 'json' else None,
                        think=cfg.think, max_thought_tokens=cfg.max_thought_tokens, metadata={'category': task.category},
-                       tools=tools_for(task) if mode == 'fc' else None, tool_choice=cfg.tool_choice if mode == 'fc' else None)
+                       tools=tools_for(task) if mode == 'fc' else None, tool_choice=cfg.tool_choice if mode == 'fc' else None, features=cfg.features)
 
 @dataclass
 class AgentResult:

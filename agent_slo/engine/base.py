@@ -31,6 +31,7 @@ class ChatRequest:
     metadata: dict|None = None            # what the caller knows of the request (e.g. its task category): the gateway's scheduler reads it
     tools: list[dict]|None = None         # native tool calling: OpenAI tool specs [{'type': 'function', 'function': {name, description, parameters}}]
     tool_choice: str|dict|None = None     # 'auto' (default with tools), 'required', 'none' or {'type': 'function', 'function': {'name': ...}}
+    features: bool = False                # return per-token log-probs and controller features (the transformers engine; log-probs from servers that send them)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     t_submit: float|None = None           # wall time the request arrived; set by the caller for queueing
     cancelled: threading.Event|None = field(default=None, repr=False, compare=False)  # set to stop early
@@ -61,6 +62,8 @@ class Completion:
     request_id: str = ''
     backend: str|None = None      # the gateway backend that served it, when it went through `agent-slo serve`
     tool_calls: list[dict]|None = None   # native tool calling: [{'id', 'name', 'arguments' (a JSON string, as the API sends it)}]
+    logprobs: list[float]|None = None    # log p of each generated token, when the request asked for features
+    features: dict|None = None           # per-token controller features (engine.features), when asked
 
     @property
     def ttft_s(self) -> float|None: return None if self.t_first_token is None else self.t_first_token - self.t_submit

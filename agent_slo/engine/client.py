@@ -87,6 +87,7 @@ class OpenAIEngine(Engine):
         p = dict(model=self.model_id, messages=req.messages, max_tokens=req.max_tokens, temperature=req.temperature,
                  top_p=req.top_p, stream=True, stream_options={'include_usage': True})
         if req.seed is not None: p['seed'] = req.seed
+        if req.features: p['logprobs'] = True           # the per-token log-probs a server can send (features need the transformers engine)
         if req.json_schema is True: p['response_format'] = {'type': 'json_object'}
         elif req.json_schema:
             p['response_format'] = {'type': 'json_schema', 'json_schema': {'name': 'output', 'schema': req.json_schema, 'strict': True}}
@@ -105,7 +106,7 @@ class OpenAIEngine(Engine):
         params = self._params(req)
         backend = [None]
         def run():
-            times, ntoks, parts, reasoning, usage, finish, calls = [], [], [], [], None, None, {}
+            times, ntoks, parts, reasoning, usage, finish, calls, lps = [], [], [], [], None, None, {}, []
             raw = self.client.chat.completions.with_raw_response.create(**params)
             backend[0] = raw.headers.get('x-agent-slo-backend')   # set by the agent-slo gateway
             stream = raw.parse()
@@ -116,6 +117,7 @@ class OpenAIEngine(Engine):
                     if not chunk.choices: continue
                     ch = chunk.choices[0]
                     finish = ch.finish_reason or finish
+                    if ch.logprobs is not None and ch.logprobs.content: lps.extend(float(x.logprob) for x in ch.logprobs.content)
                     text = ch.delta.content or ''
                     thought = (ch.delta.model_extra or {}).get('reasoning_content') or (ch.delta.model_extra or {}).get('reasoning') or ''
                     for tc in ch.delta.tool_calls or []:   # streamed tool calls: pieces of name and arguments, by index
@@ -128,8 +130,8 @@ class OpenAIEngine(Engine):
                         if text and on_delta: on_delta(text)
                     if req.cancelled is not None and req.cancelled.is_set(): finish = 'cancelled'; break
             finally: stream.close()
-            return times, ntoks, parts, reasoning, usage, finish, [calls[i] for i in sorted(calls)]
-        times, ntoks, parts, reasoning, usage, finish, calls = self._call(run)
+            return times, ntoks, parts, reasoning, usage, finish, [calls[i] for i in sorted(calls)], lps
+        times, ntoks, parts, reasoning, usage, finish, calls, lps = self._call(run)
         t_end = time.time()
         raw = ''.join(parts)
         thought, answer = split_thought(raw)
@@ -145,7 +147,8 @@ class OpenAIEngine(Engine):
                           completion_tokens=n_completion, thought_tokens=n_thought, thought=thought, t_submit=t_submit,
                           t_first_token=times[0] if times else None, t_chunks=times, chunk_tokens=ntoks,
                           t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id, backend=backend[0],
-                          tool_calls=calls if req.tools is not None and (calls or finish in ('stop', 'tool_calls')) else None)
+                          tool_calls=calls if req.tools is not None and (calls or finish in ('stop', 'tool_calls')) else None,
+                          logprobs=lps if req.features and lps else None)
 
     def _encode(self, text:str) -> list:
         "A rough token count for servers that report none: whitespace pieces."

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..core.config import Settings, load_settings
 from ..core.artifacts import adapter_chain, adapter_tag, resolve_adapter
 from .base import ChatRequest, Completion, Engine, EngineError, BadRequest, THINK_OPEN, THINK_CLOSE, split_thought, generic_tools, parse_tool_output
+from .features import HiddenTap, RowFeatures, token_stats
 
 # %% auto #0
 __all__ = ['EMBEDDED_PACKAGE', 'embedded_gguf', 'convert_gguf', 'resolve_model_dir', 'base_model', 'RowControl', 'TimingStreamer',
@@ -72,12 +73,14 @@ class _Row:
         self.req, self.matcher, self.in_thought = req, matcher, in_thought
         self.tokens, self.thought_tokens, self.force, self.done, self.finish = [], 0, [], False, None
         self.times, self.emitted = [], ''
+        self.feats = RowFeatures() if req.features else None   # per-token features, when the request asks
 
 class RowControl:
-    "A logits processor applying per-row max_tokens, JSON grammar, thought budget and cancellation."
-    def __init__(self, rows:list[_Row], eos_id:int, close_ids:list[int], vocab_size:int):
+    "A logits processor applying per-row max_tokens, JSON grammar, thought budget and cancellation; then the features of the rows that ask, on the distribution it leaves."
+    def __init__(self, rows:list[_Row], eos_id:int, close_ids:list[int], vocab_size:int,
+                 tap:HiddenTap|None=None, prompt_mask=None):   # the last hidden states, and the prompt's attention mask (left padding)
         import xgrammar as xgr
-        self.rows, self.eos_id, self.close_ids = rows, eos_id, close_ids
+        self.rows, self.eos_id, self.close_ids, self.tap, self.prompt_mask = rows, eos_id, close_ids, tap, prompt_mask
         self.bitmask = xgr.allocate_token_bitmask(len(rows), vocab_size) if any(r.matcher for r in rows) else None
         self.xgr = xgr
 
@@ -98,7 +101,19 @@ class RowControl:
                 else:
                     row.matcher.fill_next_token_bitmask(self.bitmask, i)
                     self.xgr.apply_token_bitmask_inplace(scores[i:i+1], self.bitmask[i:i+1])
+        if any(r.feats is not None and not r.done for r in self.rows): self._features(scores)
         return scores
+
+    def _features(self, scores):
+        H, V, gap, logp = token_stats(scores)
+        hid = self.tap.last if self.tap is not None else None
+        for i, row in enumerate(self.rows):
+            f = row.feats
+            if f is None or row.done: continue
+            if hid is not None:
+                if f.prompt_mean is None: f.prompt(hid[i][self.prompt_mask[i].bool()].float().numpy())   # the first step follows the prefill
+                else: f.generated(hid[i, -1].float().numpy())                                          # later steps: the token just consumed
+            f.step(float(H[i]), float(V[i]), float(gap[i]), row.in_thought, logp[i])
 
 class TimingStreamer:
     "A transformers streamer that stamps each step's tokens per row and feeds row state."
@@ -116,6 +131,7 @@ class TimingStreamer:
                 row.done = True; row.finish = row.finish or 'stop'
                 continue
             row.tokens.append(t); row.times.append(now)
+            if row.feats is not None: row.feats.chose(t)
             if row.force and t == row.force[0]: row.force.pop(0)
             if row.in_thought:
                 row.thought_tokens += 1
@@ -244,9 +260,13 @@ class HFEngine(Engine):
                                   top_k=None, pad_token_id=self.tok.pad_token_id, eos_token_id=sorted(self.eos_ids))
             if temperature > 0: torch.manual_seed(reqs[0].seed if reqs[0].seed is not None else random.randrange(2**31))
             streamer = TimingStreamer(rows, self.eos_ids, self.tok, THINK_CLOSE, on_delta)
-            control = RowControl(rows, self.eos_id, self.close_ids, self.vocab_size)
-            with torch.inference_mode():
-                model.generate(**enc, generation_config=gc, logits_processor=[control], streamer=streamer)
+            tap = HiddenTap(model) if any(r.feats is not None for r in rows) else None
+            control = RowControl(rows, self.eos_id, self.close_ids, self.vocab_size, tap=tap, prompt_mask=enc['attention_mask'])
+            try:
+                with torch.inference_mode():
+                    model.generate(**enc, generation_config=gc, logits_processor=[control], streamer=streamer)
+            finally:
+                if tap is not None: tap.close()
         t_end = time.time()
         out = []
         for r, row, n_prompt, tools in zip(reqs, rows, enc['attention_mask'].sum(1).tolist(), tooled):
@@ -259,7 +279,9 @@ class HFEngine(Engine):
                                   thought=thought, t_submit=r.t_submit or t0,
                                   t_first_token=row.times[0] if row.times else None, t_chunks=row.times,
                                   chunk_tokens=[1]*len(row.times), t_end=row.times[-1] if row.times else t_end,
-                                  engine_id=self.engine_id, model_id=model_id, request_id=r.request_id, tool_calls=calls))
+                                  engine_id=self.engine_id, model_id=model_id, request_id=r.request_id, tool_calls=calls,
+                                  logprobs=row.feats.cols['logprob'][:len(row.tokens)] if row.feats else None,
+                                  features=row.feats.as_dict(len(row.tokens)) if row.feats else None))
         return out
 
 # %% ../../nbs/10_engine/11_hf.ipynb #1f166737

@@ -36,7 +36,7 @@ def completion_fields(c:Completion, t_scheduled:float|None=None) -> dict:
                 chunk_tokens=c.chunk_tokens, ttft_s=c.ttft_s, e2e_s=c.e2e_s, tpot_s=None if math.isnan(tpot) else tpot,
                 send_lag_s=None if t_scheduled is None else c.t_submit - t_scheduled,
                 prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens, thought_tokens=c.thought_tokens,
-                text=c.text, thought=c.thought, finish_reason=c.finish_reason, backend=c.backend)
+                text=c.text, thought=c.thought, finish_reason=c.finish_reason, backend=c.backend, logprobs=c.logprobs, features=c.features)
 
 def error_fields(err:Exception, t_submit:float|None=None, t_scheduled:float|None=None) -> dict:
     "The record fields of a request the engine gave no answer to: when it was sent and how it failed."
