@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape, quoteattr
 from dataclasses import dataclass, asdict
 
 import jsonschema, json_repair
+import numpy as np
 
 from ..engine.base import ChatRequest, Completion, Engine
 from ..tasks.bfcl import Task, function_schema, judge, bfcl_prompting
@@ -17,7 +18,8 @@ from ..tasks.bfcl import Task, function_schema, judge, bfcl_prompting
 __all__ = ['PROMPTS', 'ANSWER_NOTE', 'CALL_MODES', 'AgentConfig', 'system_prompt', 'call_mode', 'prompt_format', 'tools_for',
            'messages_for', 'contract_schema', 'Parsed', 'parse_calls', 'parse_prompting', 'parse_tool_calls',
            'render_calls', 'to_bfcl', 'request_for', 'AgentResult', 'outcome', 'act_batch', 'act', 'normalise_calls',
-           'vote', 'esc_stop', 'leader_confidence', 'adaptive_stop']
+           'vote', 'esc_stop', 'leader_confidence', 'adaptive_stop', 'group_confidence', 'lowest_group_confidence',
+           'weighted_vote']
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #615a7957
 @dataclass
@@ -300,3 +302,26 @@ def leader_confidence(answers:list[str]) -> float:
 def adaptive_stop(answers:list[str], threshold:float=0.95) -> bool:
     "Adaptive-Consistency's rule: stop when `leader_confidence` reaches `threshold`."
     return leader_confidence(answers) >= threshold
+
+# %% ../../nbs/30_agent/30_toolcall.ipynb #dc02
+def group_confidence(conf:list[float], window:int=8) -> np.ndarray:
+    "The mean token confidence of each full window of `window` tokens, indexed by the window's last token; one group (the whole trace) if it is shorter."
+    c = np.asarray(conf, float)
+    if len(c) == 0: return np.array([np.nan])
+    if len(c) < window: return np.array([c.mean()])
+    return np.convolve(c, np.ones(window)/window, mode='valid')
+
+def lowest_group_confidence(conf:list[float], window:int=8) -> float:
+    "A trace's confidence: its lowest group confidence."
+    return float(np.nanmin(group_confidence(conf, window))) if len(conf) else float('nan')
+
+def weighted_vote(answers:list[str], weights:list[float]) -> tuple[str|None, float]:
+    "The answer with the largest summed weight ('<unparseable>' and None never win; first seen wins ties) and its share of the parseable weight."
+    tot: dict[str, float] = {}
+    for a, w in zip(answers, weights):
+        if a is None or a == '<unparseable>' or not np.isfinite(w): continue
+        tot[a] = tot.get(a, 0.0) + float(w)
+    if not tot: return None, 0.0
+    best = max(tot.values())
+    a = next(a for a in tot if tot[a] == best)
+    return a, best/sum(tot.values()) if sum(tot.values()) > 0 else 1.0

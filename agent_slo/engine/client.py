@@ -10,6 +10,7 @@ from ..core.config import Settings, load_settings
 from .base import (ChatRequest, Completion, Engine, EngineError, EndpointUnreachable, EngineTimeout, AuthFailed,
                                    ModelNotFound, RateLimited, Refused, REFUSED_CODE, ServerError, BadRequest, split_thought)
 from .hf import HFEngine
+from .features import CONF_K, LOGP_FLOOR
 
 # %% auto #0
 __all__ = ['backoff_delays', 'OpenAIEngine', 'make_engine']
@@ -87,7 +88,7 @@ class OpenAIEngine(Engine):
         p = dict(model=self.model_id, messages=req.messages, max_tokens=req.max_tokens, temperature=req.temperature,
                  top_p=req.top_p, stream=True, stream_options={'include_usage': True})
         if req.seed is not None: p['seed'] = req.seed
-        if req.features: p['logprobs'] = True           # the per-token log-probs a server can send (features need the transformers engine)
+        if req.features: p['logprobs'], p['top_logprobs'] = True, CONF_K   # what a server can send: the chosen token's log-prob and the top-k, for DeepConf's `conf`
         if req.json_schema is True: p['response_format'] = {'type': 'json_object'}
         elif req.json_schema:
             p['response_format'] = {'type': 'json_schema', 'json_schema': {'name': 'output', 'schema': req.json_schema, 'strict': True}}
@@ -106,7 +107,7 @@ class OpenAIEngine(Engine):
         params = self._params(req)
         backend = [None]
         def run():
-            times, ntoks, parts, reasoning, usage, finish, calls, lps = [], [], [], [], None, None, {}, []
+            times, ntoks, parts, reasoning, usage, finish, calls, lps, confs = [], [], [], [], None, None, {}, [], []
             raw = self.client.chat.completions.with_raw_response.create(**params)
             backend[0] = raw.headers.get('x-agent-slo-backend')   # set by the agent-slo gateway
             stream = raw.parse()
@@ -117,7 +118,10 @@ class OpenAIEngine(Engine):
                     if not chunk.choices: continue
                     ch = chunk.choices[0]
                     finish = ch.finish_reason or finish
-                    if ch.logprobs is not None and ch.logprobs.content: lps.extend(float(x.logprob) for x in ch.logprobs.content)
+                    for x in (ch.logprobs.content or []) if ch.logprobs is not None else []:
+                        lps.append(float(x.logprob))
+                        top = [max(float(t.logprob), LOGP_FLOOR) for t in (x.top_logprobs or [])][:CONF_K]
+                        confs.append(-(sum(top) + LOGP_FLOOR*(CONF_K - len(top)))/CONF_K)   # as the engine's feature: missing top-k at the floor
                     text = ch.delta.content or ''
                     thought = (ch.delta.model_extra or {}).get('reasoning_content') or (ch.delta.model_extra or {}).get('reasoning') or ''
                     for tc in ch.delta.tool_calls or []:   # streamed tool calls: pieces of name and arguments, by index
@@ -130,8 +134,8 @@ class OpenAIEngine(Engine):
                         if text and on_delta: on_delta(text)
                     if req.cancelled is not None and req.cancelled.is_set(): finish = 'cancelled'; break
             finally: stream.close()
-            return times, ntoks, parts, reasoning, usage, finish, [calls[i] for i in sorted(calls)], lps
-        times, ntoks, parts, reasoning, usage, finish, calls, lps = self._call(run)
+            return times, ntoks, parts, reasoning, usage, finish, [calls[i] for i in sorted(calls)], lps, confs
+        times, ntoks, parts, reasoning, usage, finish, calls, lps, confs = self._call(run)
         t_end = time.time()
         raw = ''.join(parts)
         thought, answer = split_thought(raw)
@@ -148,7 +152,7 @@ class OpenAIEngine(Engine):
                           t_first_token=times[0] if times else None, t_chunks=times, chunk_tokens=ntoks,
                           t_end=t_end, engine_id=self.engine_id, model_id=self.model_id, request_id=req.request_id, backend=backend[0],
                           tool_calls=calls if req.tools is not None and (calls or finish in ('stop', 'tool_calls')) else None,
-                          logprobs=lps if req.features and lps else None)
+                          logprobs=lps if req.features and lps else None, features={'conf': confs} if req.features and lps else None)
 
     def _encode(self, text:str) -> list:
         "A rough token count for servers that report none: whitespace pieces."

@@ -10,14 +10,15 @@ from collections import deque
 import numpy as np
 
 # %% auto #0
-__all__ = ['GAP_CAP', 'FEATURES', 'token_stats', 'RowFeatures', 'HiddenTap']
+__all__ = ['GAP_CAP', 'CONF_K', 'LOGP_FLOOR', 'FEATURES', 'token_stats', 'RowFeatures', 'HiddenTap']
 
 # %% ../../nbs/10_engine/15_features.ipynb #c003
 GAP_CAP = 30.0        # nats of logit: the second token is e^-30 ≈ 1e-13 times as likely; also what one legal token reports
-FEATURES = ('entropy', 'varentropy', 'gap', 'z_entropy', 'drift', 'position', 'in_thought', 'logprob')
+CONF_K, LOGP_FLOOR = 5, -20.0   # DeepConf's token confidence: the top-k log-probs, a forbidden token counted at the floor (p ≈ 2e-9)
+FEATURES = ('entropy', 'varentropy', 'gap', 'conf', 'z_entropy', 'drift', 'position', 'in_thought', 'logprob')
 
 def token_stats(scores):
-    "Entropy and varentropy (nats, nats²) of softmax(`scores`) per row, the top-2 logit gap (capped), and the log-probabilities; `scores` [B, V] may hold −inf where the grammar forbids a token."
+    "Entropy and varentropy (nats, nats²) of softmax(`scores`) per row, the top-2 logit gap (capped), DeepConf's confidence −mean(top-k log p), and the log-probabilities; `scores` [B, V] may hold −inf where the grammar forbids a token."
     import torch
     s = scores.float()
     logp = torch.log_softmax(s, -1)
@@ -27,7 +28,8 @@ def token_stats(scores):
     V = (p*(lp + H[:, None])**2).sum(-1)
     top = torch.topk(s, 2, -1).values
     gap = torch.nan_to_num(top[:, 0] - top[:, 1], nan=GAP_CAP, posinf=GAP_CAP).clamp(max=GAP_CAP)
-    return H, V.clamp(min=0), gap, logp
+    conf = -torch.topk(logp, min(CONF_K, s.shape[-1]), -1).values.clamp(min=LOGP_FLOOR).mean(-1)
+    return H, V.clamp(min=0), gap, conf, logp
 
 # %% ../../nbs/10_engine/15_features.ipynb #c007
 class RowFeatures:
@@ -53,12 +55,12 @@ class RowFeatures:
         a, b = self.gen_sum/self.n_gen, self.prompt_mean
         return float(1 - a @ b/max(np.linalg.norm(a)*np.linalg.norm(b), 1e-12))
 
-    def step(self, H:float, V:float, gap:float, in_thought:bool, logp=None):
+    def step(self, H:float, V:float, gap:float, in_thought:bool, logp=None, conf:float=math.nan):
         "Record one decoding step's statistics (before the token is chosen)."
         r = self.recent
         z = 0.0 if len(r) < 2 else (H - np.mean(r))/max(float(np.std(r)), self.sd_floor)
         r.append(H)
-        for k, v in (('entropy', H), ('varentropy', V), ('gap', gap), ('z_entropy', z), ('drift', self.drift()),
+        for k, v in (('entropy', H), ('varentropy', V), ('gap', gap), ('conf', conf), ('z_entropy', z), ('drift', self.drift()),
                      ('position', len(self.cols['position'])), ('in_thought', int(in_thought))): self.cols[k].append(v)
         self.last_logp = logp
 

@@ -105,7 +105,7 @@ class RowControl:
         return scores
 
     def _features(self, scores):
-        H, V, gap, logp = token_stats(scores)
+        H, V, gap, conf, logp = token_stats(scores)
         hid = self.tap.last if self.tap is not None else None
         for i, row in enumerate(self.rows):
             f = row.feats
@@ -113,7 +113,7 @@ class RowControl:
             if hid is not None:
                 if f.prompt_mean is None: f.prompt(hid[i][self.prompt_mask[i].bool()].float().numpy())   # the first step follows the prefill
                 else: f.generated(hid[i, -1].float().numpy())                                          # later steps: the token just consumed
-            f.step(float(H[i]), float(V[i]), float(gap[i]), row.in_thought, logp[i])
+            f.step(float(H[i]), float(V[i]), float(gap[i]), row.in_thought, logp[i], conf=float(conf[i]))
 
 class TimingStreamer:
     "A transformers streamer that stamps each step's tokens per row and feeds row state."

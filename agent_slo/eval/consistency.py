@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np, pandas as pd
 
-from ..agent.toolcall import vote, esc_stop, adaptive_stop
+from ..agent.toolcall import vote, esc_stop, adaptive_stop, group_confidence, lowest_group_confidence, weighted_vote
 from ..core.records import Record
 from ..core.stats import rate_ci, ci_cols, bootstrap_ci, paired_rate_diff, mcnemar
 
 # %% auto #0
-__all__ = ['Policy', 'replay_task', 'replay', 'policy_table', 'savings', 'replay_all', 'vote_records']
+__all__ = ['Policy', 'replay_task', 'replay', 'policy_table', 'savings', 'replay_all', 'DeepConf', 'vote_records']
 
 # %% ../../nbs/40_eval/43_consistency.ipynb #4610adf2
 @dataclass
@@ -36,7 +36,8 @@ def _task_arrays(g:pd.DataFrame) -> dict:
     g = g.sort_values('repeat')
     return {'answers': g['calls_norm'].tolist(), 'success': g['success'].astype(bool).tolist(),
             'tokens': g['completion_tokens'].fillna(0).astype(int).tolist(), 'window': g['window'].astype(int).tolist(),
-            't_submit': g['t_submit'].astype(float).tolist(), 't_end': g['t_end'].astype(float).tolist()}
+            't_submit': g['t_submit'].astype(float).tolist(), 't_end': g['t_end'].astype(float).tolist(),
+            'conf': [(f or {}).get('conf') if isinstance(f, dict) else None for f in (g['features'] if 'features' in g else [None]*len(g))]}
 
 def replay_task(a:dict, p:Policy) -> dict:
     "Run policy `p` over one task's ordered samples (the arrays of `_task_arrays`)."
@@ -60,7 +61,8 @@ def replay(df:pd.DataFrame, p:Policy) -> pd.DataFrame:
     "One row per task: what policy `p` would have answered, and at what cost, from the recorded samples."
     rows = []
     for (cat, tid), g in df.groupby(['category', 'task_id'], sort=True):
-        rows.append({'category': cat, 'task_id': tid, 'policy': p.name, 'kind': p.kind, **replay_task(_task_arrays(g), p)})
+        a = _task_arrays(g)
+        rows.append({'category': cat, 'task_id': tid, 'policy': p.name, 'kind': p.kind, **(p.replay(a) if hasattr(p, 'replay') else replay_task(a, p))})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/40_eval/43_consistency.ipynb #09fb7e19
@@ -95,6 +97,59 @@ def savings(runs:pd.DataFrame, policy:str, reference:str, n_resamples:int=2000, 
 def replay_all(df:pd.DataFrame, policies:list[Policy]) -> pd.DataFrame:
     "Every policy replayed over the same recorded samples."
     return pd.concat([replay(df, p) for p in policies], ignore_index=True)
+
+# %% ../../nbs/40_eval/43_consistency.ipynb #dc11
+@dataclass
+class DeepConf:
+    "DeepConf's offline filter and weighted vote, or its online early stop, over one task's recorded samples."
+    online: bool = True
+    n: int = 8                  # sample cap
+    n_init: int = 2             # online: warm-up samples drawn in full; they set the threshold
+    keep: float = 0.9           # the confident share: offline keeps it; online's threshold is the (1 - keep) quantile of the warm-up (DeepConf-high: 0.9, -low: 0.1)
+    tau: float = 0.95           # online: stop once the weighted leader holds this share of the vote
+    window: int = 8             # tokens per group
+    def __post_init__(self):
+        if self.n < 1 or not 1 <= self.n_init <= self.n: raise ValueError(f"need 1 <= n_init <= n, got n_init={self.n_init}, n={self.n}")
+        if not 0 < self.keep <= 1: raise ValueError(f"keep must lie in (0, 1], got {self.keep}")
+    kind = property(lambda self: 'deepconf-online' if self.online else 'deepconf-offline')
+    @property
+    def name(self) -> str:
+        return (f'DeepConf online keep={self.keep:g} (N≤{self.n})' if self.online else f'DeepConf offline keep={self.keep:g} (N={self.n})')
+
+    def replay(self, a:dict) -> dict:
+        "The answer, samples, tokens and latency from one task's arrays (`_task_arrays`), which must carry per-token `conf`."
+        n = min(self.n, len(a['answers']))
+        confs = a['conf'][:n]
+        if any(c is None for c in confs):
+            raise ValueError("DeepConf needs each sample's per-token confidence: draw the samples with AgentConfig(features=True) (the `conf` feature)")
+        low = [lowest_group_confidence(c, self.window) for c in confs]
+        if not self.online:
+            k = max(1, int(np.ceil(self.keep*n)))
+            kept = sorted(range(n), key=lambda i: -low[i])[:k]
+            answer, share = weighted_vote([a['answers'][i] for i in kept], [low[i] for i in kept])
+            used, toks, stop, early = n, sum(a['tokens'][:n]), 'cap', 0
+        else:
+            w = self.n_init
+            s = float(np.quantile(low[:w], 1 - self.keep))
+            kept, toks, used, stop, early = list(range(min(w, n))), sum(a['tokens'][:w]), min(w, n), 'cap', 0
+            answer, share = weighted_vote([a['answers'][i] for i in kept], [low[i] for i in kept])
+            for i in range(w, n):
+                if share >= self.tau and answer is not None: stop = 'confident'; break
+                used = i + 1
+                g = group_confidence(confs[i], self.window)
+                below = np.flatnonzero(g < s) if len(confs[i]) >= self.window else np.array([], int)
+                if len(below):                                   # stopped at the end of its first doubtful window
+                    toks += int(below[0]) + self.window; early += 1
+                    continue
+                toks += a['tokens'][i]; kept.append(i)
+                answer, share = weighted_vote([a['answers'][j] for j in kept], [low[j] for j in kept])
+            else:
+                if share >= self.tau and answer is not None and used > w: stop = 'confident'
+        windows = sorted(set(a['window'][:used]))
+        lat = sum(max(a['t_end'][i] for i in range(used) if a['window'][i] == x) - min(a['t_submit'][i] for i in range(used) if a['window'][i] == x) for x in windows)
+        ok = answer is not None and a['success'][a['answers'].index(answer)]
+        return {'samples': used, 'tokens': toks, 'latency_s': lat, 'answer': answer, 'votes': sum(1 for i in kept if a['answers'][i] == answer),
+                'success': bool(ok), 'stop': stop, 'stopped_samples': early}
 
 # %% ../../nbs/40_eval/43_consistency.ipynb #19db92f2
 def vote_records(samples:pd.DataFrame, stage:str='vote') -> list[Record]:
