@@ -93,7 +93,7 @@ def unpaired_diff(x, y, statistic=np.mean, confidence:float=0.95, n_resamples:in
     a, b = _finite(x), _finite(y)
     if a.size == 0 or b.size == 0: return (math.nan, math.nan, math.nan)
     est = float(statistic(a) - statistic(b))
-    if a.size < 2 and b.size < 2: return (est, est, est)
+    if a.size < 2 or b.size < 2: return (est, math.nan, math.nan)   # one observation in an arm: no interval (scipy needs two per sample)
     f = lambda u, v, axis=-1: statistic(u, axis=axis) - statistic(v, axis=axis)
     lo, hi = stats.bootstrap((a, b), f, paired=False, method='percentile', confidence_level=confidence, n_resamples=n_resamples,
                              random_state=np.random.default_rng(seed), vectorized=True).confidence_interval

@@ -284,9 +284,8 @@ def optuna_search(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) ->
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seed, lv = int(rng.integers(2**31)), env.rp.levels
-    cons = lambda tr: [float(tr.user_attrs['breaches'])]                      # <= 0: no hard gate breached
-    sampler = (optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cons) if ts.optuna_sampler == 'nsga2' else
-               optuna.samplers.TPESampler(seed=seed, constraints_func=cons, n_startup_trials=max(2, min(10, budget//3))))
+    sampler = (optuna.samplers.NSGAIISampler(seed=seed) if ts.optuna_sampler == 'nsga2' else      # the gates reach them as the trial's constraint (Optuna 5's Trial.set_constraint)
+               optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, budget//3))))
     study = optuna.create_study(directions=['maximize', 'maximize', 'minimize', 'minimize'], sampler=sampler)
     trace = []
     for t in range(budget):
@@ -299,6 +298,7 @@ def optuna_search(env:TunerEnv, group:str, budget:int, ts:TunerSettings, rng) ->
                                       tr.suggest_categorical('constrained', lv['constrained'])))
         m = env.evaluate(cfg, group, None, 'optuna')
         for k, v in (('breaches', len(m['gates_breached'])), ('r', m['r']), ('config', cfg.to_dict())): tr.set_user_attr(k, v)
+        tr.set_constraint('gates_breached', float(len(m['gates_breached'])))   # <= 0: feasible
         study.tell(tr, [m['F'], 0.0 if math.isnan(m['R']) else m['R'], m['L'], m['C']])
         front = [x for x in study.best_trials if x.user_attrs['breaches'] == 0] or study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))   # no feasible trial yet: the best r of all
         trace.append(TunerConfig(**max(front, key=lambda x: x.user_attrs['r']).user_attrs['config']))
