@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -154,6 +154,10 @@ bench-reward: install
 
 bench-constrained: install
 	$(BIN)/python benchmarks/bench_constrained.py
+
+# the decoding controller's token features: ms/token with and without them, free and constrained
+bench-features: install
+	$(BIN)/python benchmarks/bench_features.py
 
 # the gateway's overhead: bare vLLM against vLLM through agent-slo serve (TTFT and per-token ratios), and the in-process engine
 bench-serve: install vllm

