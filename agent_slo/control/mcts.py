@@ -159,9 +159,9 @@ class ReplayBuffer:
         "Append rows (features [n, F], policies [n, A], values [n]); the oldest are overwritten when full."
         x, pi, z = np.atleast_2d(np.asarray(x, np.float32)), np.atleast_2d(np.asarray(pi, np.float32)), np.atleast_1d(np.asarray(z, np.float32))
         if not len(x) == len(pi) == len(z): raise ValueError(f"rows differ: {len(x)} features, {len(pi)} policies, {len(z)} values")
-        for i in range(len(x)):
-            j = (self.added + i) % self.capacity
-            self.x[j], self.pi[j], self.z[j] = x[i], pi[i], z[i]
+        keep = slice(max(0, len(x) - self.capacity), None)             # more rows than the ring holds: only the newest land
+        j = (self.added + np.arange(len(x))[keep]) % self.capacity
+        self.x[j], self.pi[j], self.z[j] = x[keep], pi[keep], z[keep]
         for m in (self.x, self.pi, self.z): m.flush()
         self.added += len(x)
         self._write_head()

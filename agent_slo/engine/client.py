@@ -10,7 +10,7 @@ from ..core.config import Settings, load_settings
 from .base import (ChatRequest, Completion, Engine, EngineError, EndpointUnreachable, EngineTimeout, AuthFailed,
                                    ModelNotFound, RateLimited, Refused, REFUSED_CODE, ServerError, BadRequest, split_thought)
 from .hf import HFEngine
-from .features import CONF_K, LOGP_FLOOR
+from .features import CONF_K, topk_confidence
 
 # %% auto #0
 __all__ = ['backoff_delays', 'OpenAIEngine', 'make_engine']
@@ -120,8 +120,7 @@ class OpenAIEngine(Engine):
                     finish = ch.finish_reason or finish
                     for x in (ch.logprobs.content or []) if ch.logprobs is not None else []:
                         lps.append(float(x.logprob))
-                        top = [max(float(t.logprob), LOGP_FLOOR) for t in (x.top_logprobs or [])][:CONF_K]
-                        confs.append(-(sum(top) + LOGP_FLOOR*(CONF_K - len(top)))/CONF_K)   # as the engine's feature: missing top-k at the floor
+                        confs.append(topk_confidence([t.logprob for t in (x.top_logprobs or [])]))   # as the engine's `conf` feature
                     text = ch.delta.content or ''
                     thought = (ch.delta.model_extra or {}).get('reasoning_content') or (ch.delta.model_extra or {}).get('reasoning') or ''
                     for tc in ch.delta.tool_calls or []:   # streamed tool calls: pieces of name and arguments, by index

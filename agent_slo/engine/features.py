@@ -10,7 +10,7 @@ from collections import deque
 import numpy as np
 
 # %% auto #0
-__all__ = ['GAP_CAP', 'CONF_K', 'LOGP_FLOOR', 'FEATURES', 'token_stats', 'RowFeatures', 'HiddenTap']
+__all__ = ['GAP_CAP', 'CONF_K', 'LOGP_FLOOR', 'FEATURES', 'token_stats', 'topk_confidence', 'RowFeatures', 'HiddenTap']
 
 # %% ../../nbs/10_engine/15_features.ipynb #c003
 GAP_CAP = 30.0        # nats of logit: the second token is e^-30 ≈ 1e-13 times as likely; also what one legal token reports
@@ -30,6 +30,11 @@ def token_stats(scores):
     gap = torch.nan_to_num(top[:, 0] - top[:, 1], nan=GAP_CAP, posinf=GAP_CAP).clamp(max=GAP_CAP)
     conf = -torch.topk(logp, min(CONF_K, s.shape[-1]), -1).values.clamp(min=LOGP_FLOOR).mean(-1)
     return H, V.clamp(min=0), gap, conf, logp
+
+def topk_confidence(top_logprobs:list[float]) -> float:
+    "DeepConf's token confidence from the top log-probs a server returns: the same −mean over `CONF_K`, floored, missing ones at the floor."
+    top = sorted((max(float(x), LOGP_FLOOR) for x in top_logprobs), reverse=True)[:CONF_K]
+    return -(sum(top) + LOGP_FLOOR*(CONF_K - len(top)))/CONF_K
 
 # %% ../../nbs/10_engine/15_features.ipynb #c007
 class RowFeatures:

@@ -5,6 +5,7 @@
 # %% ../../nbs/10_engine/11_hf.ipynb #f7f43adc
 from __future__ import annotations
 import hashlib, importlib.util, json, os, random, shutil, threading, time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.config import Settings, load_settings
@@ -285,9 +286,7 @@ class HFEngine(Engine):
         return out
 
 # %% ../../nbs/10_engine/11_hf.ipynb #seg02
-from dataclasses import dataclass as _dataclass, field as _field, replace as _replace
-
-@_dataclass
+@dataclass
 class Segment:
     "What one call of `decode_segment` decoded."
     tokens: list[int]              # the new tokens (end of sequence excluded)
@@ -308,7 +307,7 @@ def decode_segment(engine:HFEngine, req:ChatRequest, prefix:list[int], max_new:i
     matcher = xgr.GrammarMatcher(engine.grammar(r.json_schema)) if r.json_schema else None
     for t in prefix:
         if matcher is not None and not matcher.accept_token(t): raise BadRequest(f"the prefix's token {t} ({engine.tok.decode([t])!r}) is not accepted by the request's grammar")
-    row = _Row(_replace(r, features=True, max_tokens=left), matcher, False)
+    row = _Row(replace(r, features=True, max_tokens=left), matcher, False)
     ids = engine.tok(engine.prompt_text(r), return_tensors='pt', add_special_tokens=False)['input_ids']
     if prefix: ids = torch.cat([ids, torch.tensor([prefix])], 1)
     mask = torch.ones_like(ids)

@@ -39,23 +39,27 @@ def _task_arrays(g:pd.DataFrame) -> dict:
             't_submit': g['t_submit'].astype(float).tolist(), 't_end': g['t_end'].astype(float).tolist(),
             'conf': [(f or {}).get('conf') if isinstance(f, dict) else None for f in (g['features'] if 'features' in g else [None]*len(g))]}
 
+def _window_latency(a:dict, used:int) -> float:
+    "The latency of the first `used` samples: each window's span from its first submit to its slowest end, summed over windows."
+    return sum(max(a['t_end'][i] for i in range(used) if a['window'][i] == w) - min(a['t_submit'][i] for i in range(used) if a['window'][i] == w)
+               for w in sorted(set(a['window'][:used])))
+
 def replay_task(a:dict, p:Policy) -> dict:
     "Run policy `p` over one task's ordered samples (the arrays of `_task_arrays`)."
     n = min(p.n, len(a['answers']))
-    used, lat, toks, stop = 0, 0.0, 0, 'cap'
+    used, toks, stop = 0, 0, 'cap'
     windows = sorted(set(a['window'][:n]))
     for w in windows:
         idx = [i for i in range(n) if a['window'][i] == w]
         used = idx[-1] + 1
-        lat += max(a['t_end'][i] for i in idx) - min(a['t_submit'][i] for i in idx)
         toks += sum(a['tokens'][i] for i in idx)
         seen = a['answers'][:used]
         if p.kind == 'esc' and esc_stop([a['answers'][i] for i in idx]): stop = 'agree'; break
         if p.kind == 'adaptive' and adaptive_stop(seen, p.threshold): stop = 'confident'; break
-        if (p.budget_tokens and toks >= p.budget_tokens) or (p.budget_s and lat >= p.budget_s): stop = 'budget'; break
+        if (p.budget_tokens and toks >= p.budget_tokens) or (p.budget_s and _window_latency(a, used) >= p.budget_s): stop = 'budget'; break
     answer, votes = vote(a['answers'][:used])
     ok = answer is not None and a['success'][a['answers'].index(answer)]
-    return {'samples': used, 'tokens': toks, 'latency_s': lat, 'answer': answer, 'votes': votes, 'success': bool(ok), 'stop': stop}
+    return {'samples': used, 'tokens': toks, 'latency_s': _window_latency(a, used), 'answer': answer, 'votes': votes, 'success': bool(ok), 'stop': stop}
 
 def replay(df:pd.DataFrame, p:Policy) -> pd.DataFrame:
     "One row per task: what policy `p` would have answered, and at what cost, from the recorded samples."
@@ -145,8 +149,7 @@ class DeepConf:
                 answer, share = weighted_vote([a['answers'][j] for j in kept], [low[j] for j in kept])
             else:
                 if share >= self.tau and answer is not None and used > w: stop = 'confident'
-        windows = sorted(set(a['window'][:used]))
-        lat = sum(max(a['t_end'][i] for i in range(used) if a['window'][i] == x) - min(a['t_submit'][i] for i in range(used) if a['window'][i] == x) for x in windows)
+        lat = _window_latency(a, used)
         ok = answer is not None and a['success'][a['answers'].index(answer)]
         return {'samples': used, 'tokens': toks, 'latency_s': lat, 'answer': answer, 'votes': sum(1 for i in kept if a['answers'][i] == answer),
                 'success': bool(ok), 'stop': stop, 'stopped_samples': early}
