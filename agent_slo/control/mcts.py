@@ -15,7 +15,8 @@ from pydantic import Field
 from ..core.config import ConfigModel, project_path
 
 # %% auto #0
-__all__ = ['ControllerArgs', 'load_controller_args', 'PolicyValueNet', 'SearchEnv', 'Node', 'PUCT', 'ReplayBuffer', 'train_step']
+__all__ = ['ControllerArgs', 'load_controller_args', 'PolicyValueNet', 'SearchEnv', 'Node', 'PUCT', 'ReplayBuffer', 'train_step',
+           'save_net', 'load_net']
 
 # %% ../../nbs/62_control/63_mcts.ipynb #c003
 class ControllerArgs(ConfigModel):
@@ -181,4 +182,26 @@ def train_step(net, opt, x:np.ndarray, pi:np.ndarray, z:np.ndarray, value_coef:f
     value_loss = ((v - z)**2).mean()
     loss = policy_loss + value_coef*value_loss
     opt.zero_grad(); loss.backward(); opt.step()
-    return {'loss': float(loss), 'policy_loss': float(policy_loss), 'value_loss': float(value_loss)}
+    return {'loss': loss.item(), 'policy_loss': policy_loss.item(), 'value_loss': value_loss.item()}
+
+# %% ../../nbs/62_control/63_mcts.ipynb #c016b
+def save_net(net, path:str|Path, n_in:int, n_actions:int, hidden, **meta) -> Path:
+    "Write `net` to `path`/net.safetensors and its shape (plus `meta`) to `path`/net.json."
+    from safetensors.torch import save_file
+    p = Path(path); p.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, p/'net.safetensors')
+    (p/'net.json').write_text(json.dumps({'n_in': n_in, 'n_actions': n_actions, 'hidden': list(hidden), **meta}, indent=1))
+    return p
+
+def load_net(path:str|Path):
+    "The network saved by `save_net` under `path`, in eval mode, and its JSON meta."
+    from safetensors.torch import load_file
+    p = Path(path)
+    if not (p/'net.json').exists() or not (p/'net.safetensors').exists(): raise FileNotFoundError(f"{p} holds no saved controller (net.json and net.safetensors)")
+    meta = json.loads((p/'net.json').read_text())
+    net = PolicyValueNet(int(meta['n_in']), int(meta['n_actions']), meta['hidden'])
+    try: state = load_file(p/'net.safetensors')
+    except Exception as e: raise ValueError(f"{p/'net.safetensors'} is not a readable safetensors file: {e}") from None
+    try: net.load_state_dict(state)
+    except RuntimeError as e: raise ValueError(f"{p/'net.safetensors'} does not hold the network {p/'net.json'} describes: {str(e).splitlines()[0]}") from None
+    return net.eval(), meta

