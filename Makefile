@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ p2: install
 
 p3: install
 	$(BIN)/agent-slo p3
+
+# P3b: the decoding controller. Self-play with MCTS over macro-actions on the BFCL train split (resumable), training of the
+# policy/value net, then the controller against greedy and sampled decoding on held-out tasks, paired (~35 min on 2 cores)
+p3-controller: install
+	$(BIN)/agent-slo p3-controller
 
 # P4: scheduling policies and KV knobs on the managed vLLM (one vLLM start per knob setting), the simulator replaying every run
 p4: install vllm

@@ -16,8 +16,8 @@ from ..eval import metrics
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl', 'cmd_sweeps',
-           'build_parser', 'main']
+           'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
+           'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -380,6 +380,12 @@ def cmd_p3(s:Settings, args) -> int:
     return _experiment(s, args, 'p3', 'p3', [('p3_modes.csv', ['path', 'category', 'decoding', 'n', 'schema_valid', 'success', 'success_lo', 'success_hi',
                                                                'ttft_s_p50', 'tpot_ms_p50', 'itl_ms_p50', 'completion_tokens'], 'P3 decoding modes')])
 
+def cmd_p3_controller(s:Settings, args) -> int:
+    "P3b: the decoding controller: self-play on the BFCL train split, training, then the controller against greedy and sampled decoding on held-out tasks."
+    return _experiment(s, args, 'p3-controller', 'p3_controller',
+                       [('p3c_arms.csv', ['category', 'arm', 'n', 'success', 'success_lo', 'success_hi', 'R', 'R_lo', 'R_hi', 'answer_tokens', 'decoded_tokens', 'e2e_p50_s', 'e2e_p95_s'], 'P3b arms on held-out tasks'),
+                        ('p3c_paired.csv', ['baseline', 'category', 'n', 'success_diff', 'success_diff_lo', 'success_diff_hi', 'mcnemar_p', 'R_diff', 'R_diff_lo', 'R_diff_hi'], 'P3b controller against each baseline (paired)')])
+
 def cmd_p4(s:Settings, args) -> int:
     "P4: FCFS, SJF, EDF and admission control, and vLLM's KV and batching knobs, under open-loop BFCL load through the gateway; the simulator replays every run."
     return _experiment(s, args, 'p4', 'p4', [('p4_table.csv', ['setting', 'policy', 'load_level', 'n', 'ttft_s_p50', 'e2e_s_p95', 'e2e_s_p99', 'throughput_rps',
@@ -563,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
     for name, text, out in (('p3', 'P3: constrained against free decoding, embedded and over the OpenAI-compatible path, with overhead per token', 'out/p3'),
+                            ('p3-controller', 'P3b: the decoding controller: self-play with MCTS on the BFCL train split, training, then controller against greedy and sampled decoding (paired)', 'out/p3-controller'),
                             ('p4', 'P4: scheduling policies (FCFS, SJF, EDF, admission) and KV/batching knobs on the managed vLLM, with the serving simulator', 'out/p4'),
                             ('tune', 'P6a: the auto-tuner: a grid logged through the gateway, PPO against UCB, Thompson, Optuna and the grid at equal budget, OPE, a shadow and a canary', 'out/p6'),
                             ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5'),
@@ -589,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
+            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}

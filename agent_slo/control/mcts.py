@@ -167,6 +167,13 @@ class ReplayBuffer:
         self.added += len(x)
         self._write_head()
 
+    def rewind(self, added:int):
+        "Forget the rows added after the first `added` (an episode a crash left half-logged); the ring's older rows are untouched."
+        if not 0 <= added <= self.added: raise ValueError(f"cannot rewind a buffer of {self.added} rows added to {added}")
+        if self.added - added > self.capacity: raise ValueError(f"the rows after {added} have wrapped around the ring ({self.capacity}): start a fresh buffer")
+        self.added = added
+        self._write_head()
+
     def sample(self, n:int, rng:np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if len(self) == 0: raise ValueError("the buffer is empty")
         i = rng.integers(0, len(self), n)

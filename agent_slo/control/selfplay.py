@@ -58,7 +58,7 @@ class DecodeEnv:
         self.req = req if req is not None else request_for(task, self.cfg)
         self.cache = prompt_cache(engine, self.req)
         self.low_entropy, self.max_new, self.temp, self.seed = low_entropy, max_new, resample_temperature, seed
-        self.macro0 = MacroState(resample_budget=resample_budget, grammar_accepts=self.req.json_schema is None)
+        self.macro0 = MacroState(resample_budget=resample_budget, grammar_accepts=self.cache.req.json_schema is None)   # the request as decoded: tools add a schema
         self.segments, self.decoded = 0, 0           # segments and tokens decoded, the search's branches included
 
     def reset(self) -> DecodeState: return DecodeState(macro=self.macro0, closed=() if self.macro0.grammar_accepts else None)

@@ -16,7 +16,7 @@ from .tables import config_label
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
            'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval', 'fig_tuner_rewards',
-           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary']
+           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary', 'fig_controller_training', 'fig_controller']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -474,5 +474,44 @@ def fig_tuner_canary(batches:pd.DataFrame, transitions:list[dict]|None=None, nam
                xlabel='judged batch of the candidate', ylabel='end-to-end latency (s)')
         ax.set_xticks(d['batch'].astype(int).tolist()); ax.set_ylim(bottom=0)
     axes[0][-1].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #ctl1
+def fig_controller_training(losses:pd.DataFrame, name:str='p3_controller_training', folder=None) -> list[Path]:
+    "Policy and value loss per step (`losses` from `control.experiment.run_selfplay`: step, round, policy_loss, value_loss), one line per round."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    d = losses.copy(); d['round'] = 'round ' + d['round'].astype(str)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    for ax, col, title in zip(axes, ('policy_loss', 'value_loss'), ('policy (cross-entropy to the visits)', 'value (squared error to R/2)')):
+        sns.lineplot(data=d, x='step', y=col, hue='round', ax=ax, palette='colorblind', lw=0.9)
+        ax.set(title=title, xlabel='training step in the round', ylabel=None)
+        if ax is not axes[-1]: ax.get_legend().remove()
+    axes[-1].legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_controller(arms:pd.DataFrame, name:str='p3_controller', folder=None) -> list[Path]:
+    "Action shares per category, greedy confidence along the answer by verdict, and decoded tokens per arm (`arms` from `control.experiment.decode_arms`)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    ctl = arms[arms['arm'] == 'controller']
+    acts = pd.DataFrame([{'category': r.category, 'action': t['action']} for r in ctl.itertuples() for t in (r.macro_trace or [])])
+    if len(acts):
+        sh = acts.groupby('category')['action'].value_counts(normalize=True).rename('share').reset_index()
+        sns.barplot(data=sh, x='category', y='share', hue='action', ax=axes[0], palette='colorblind')
+        axes[0].legend(frameon=False, fontsize=7, title=None)
+    axes[0].set(title='controller: actions at decision points', xlabel=None, ylabel='share of decisions', ylim=(0, 1))
+    g = arms[(arms['arm'] == 'greedy') & arms['conf'].map(lambda c: isinstance(c, list) and len(c) > 0)]
+    pts = pd.DataFrame([{'position': min(int(10*i/len(r.conf)), 9)/10 + 0.05, 'conf': v, 'verdict': 'correct' if r.success else 'wrong'}
+                        for r in g.itertuples() for i, v in enumerate(r.conf)])
+    if len(pts): sns.lineplot(data=pts, x='position', y='conf', hue='verdict', ax=axes[1], palette={'correct': 'tab:green', 'wrong': 'tab:red'}, errorbar=('ci', 95))
+    axes[1].set(title='greedy answers: token confidence', xlabel='position in the answer (share of its tokens)', ylabel='conf (−mean top-5 log p)')
+    tok = pd.concat([arms.assign(kind='answer', tokens=arms['completion_tokens']),
+                     ctl.assign(kind='search (all decoded)', tokens=ctl['decoded_tokens'])])
+    sns.boxplot(data=tok, x='arm', y='tokens', hue='kind', ax=axes[2], palette='colorblind', fliersize=2, order=[a for a in ('greedy', 'sampled', 'controller') if a in set(arms['arm'])])
+    axes[2].set(title='tokens per task', xlabel=None, ylabel='tokens'); axes[2].legend(frameon=False, fontsize=7, title=None)
     fig.tight_layout()
     return save_fig(fig, name, folder)

@@ -21,7 +21,7 @@ from ..core.config import Settings, BackendSpec, ConfigError, load_settings, cle
 from ..core.artifacts import AdapterRegistry, ArtifactError, artifacts_root
 from ..core.procs import ManagedServer, free_port
 from ..core.records import Record, RecordWriter
-from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools
+from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools, parse_tool_output
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..eval.alerts import load_alerts, record_slis
@@ -82,7 +82,7 @@ class RewardBody(BaseModel):
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
-GATEWAY_FIELDS = ('backend', 'deadline_ms', 'metadata')   # the gateway's own extensions: never forwarded to a backend
+GATEWAY_FIELDS = ('backend', 'deadline_ms', 'metadata', 'controller')   # the gateway's own extensions: never forwarded to a backend
 
 class ChatBody(BaseModel):
     "The body of POST /v1/chat/completions, with the gateway's extensions `priority`, `deadline_ms` and `backend`."
@@ -106,6 +106,7 @@ class ChatBody(BaseModel):
     deadline_ms: float|None = Field(None, gt=0, description="answer wanted within this many ms: earliest deadline first")
     backend: str|None = Field(None, description="ask for one backend of the table by name")
     metadata: dict|None = Field(None, description="what the caller says about the request (e.g. its task `category`): the scheduler's features")
+    controller: bool = Field(False, description="decode with the trained decoding controller (in-process transformers backends): the response carries its `macro_trace`")
 
     def to_request(self, default_max_tokens:int=256, t_submit:float|None=None, priority:int|None=None) -> ChatRequest:
         schema = None
@@ -382,11 +383,13 @@ def _tool_calls(c:Completion) -> list[dict]:
 class LocalBackend(Backend):
     "An engine in this process (the embedded transformers engine by default) behind the `Batcher`: adapters, logits and features live here."
     kind = 'embedded'
-    def __init__(self, name:str, engine:Engine, max_queue:int=16, max_batch:int=8, on_batch=None):
+    def __init__(self, name:str, engine:Engine, max_queue:int=16, max_batch:int=8, on_batch=None,
+                 controller_dir:str|Path|None=None, max_controlled:int=1):   # a trained decoding controller, and how many requests it decodes at once
         super().__init__(name, max_queue)
         self.engine, self.engine_id = engine, engine.engine_id
         self.batcher = Batcher(engine, max_queue, max_batch, on_batch)
         self.priority = True   # its queue orders by priority
+        self.controller_dir, self.max_controlled, self.controlled, self._controller = controller_dir, max_controlled, 0, None
     def model_ids(self): return list(dict.fromkeys(self.engine.models() + [getattr(self.engine, 'base_id', self.engine.model_id)]))
     @property
     def inflight(self): return self.batcher.admitted
@@ -401,6 +404,7 @@ class LocalBackend(Backend):
         if schema not in (None, True) and hasattr(self.engine, 'grammar'):
             try: await asyncio.to_thread(self.engine.grammar, schema)  # compile now: a bad schema is a 400, not a 500
             except BadRequest as e: tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e), param='response_format')
+        if body.controller: return await self._controlled(body, req, tr, finish)
         ticket = self.batcher.submit(req, asyncio.get_running_loop())
         if ticket is None: r = self.busy(tr); finish(tr); return r
         rid, created, model = f'chatcmpl-{tr.rid}', int(tr.t_arrival), self.engine.model_id
@@ -421,6 +425,53 @@ class LocalBackend(Backend):
         if c.thought is not None: msg['reasoning_content'] = c.thought
         return JSONResponse({'id': rid, 'object': 'chat.completion', 'created': created, 'model': c.model_id or model,   # the model that actually answered
                              'choices': [{'index': 0, 'message': msg, 'finish_reason': _finish(c), 'logprobs': None}], 'usage': _usage(c)}, headers=headers)
+
+    def controller(self):
+        "The trained controller of `controller_dir` (network, search settings and segment settings), loaded on first use."
+        if self._controller is None:
+            from agent_slo.control.mcts import ControllerArgs, load_net
+            net, meta = load_net(self.controller_dir)
+            self._controller = (net, ControllerArgs(**meta.get('args', {})), meta.get('env', {}))
+        return self._controller
+
+    def _control(self, req:ChatRequest) -> tuple[Completion, list[dict]]:
+        "Decode `req` with the controller: the search at each decision point, the value head as the scorer (no checker here)."
+        from agent_slo.control.selfplay import DecodeEnv, control, value_of
+        net, args, env_kw = self.controller()
+        env = DecodeEnv(self.engine, None, args=args, req=req, value_fn=value_of(net), **env_kw)
+        s, trace = control(env, net)
+        t_end = time.time()
+        text = self.engine.tok.decode(list(s.tokens), skip_special_tokens=True)
+        calls, answer = parse_tool_output(text) if req.tools is not None and req.tool_choice != 'none' else (None, text)
+        return Completion(text=answer, finish_reason='length' if len(s.tokens) >= req.max_tokens else 'stop', prompt_tokens=int(env.cache.ids.shape[1]),
+                          completion_tokens=len(s.tokens), t_submit=req.t_submit, t_first_token=t_end, t_chunks=[t_end], chunk_tokens=[len(s.tokens)], t_end=t_end,
+                          engine_id=self.engine_id, model_id=self.engine.model_id, tool_calls=calls), trace
+
+    async def _controlled(self, body, req, tr, finish):
+        "A request with `controller: true`: a 400 saying why it cannot be served so, a 429 while the controller is busy, else the answer with its `macro_trace`."
+        why = ("the decoding controller answers whole responses: ask without `stream`" if body.stream
+               else "the decoding controller needs the in-process transformers engine (it reads logits and hidden states)" if not hasattr(self.engine, 'tok')
+               else "no decoding controller is configured: set controller_dir (AGENT_SLO_CONTROLLER) to a trained controller's folder" if self.controller_dir is None
+               else None)
+        if why is None:
+            try: await asyncio.to_thread(self.controller)
+            except (OSError, ValueError) as e: why = f"the decoding controller does not load: {e}"
+        if why is not None: tr.fail(400, 'bad_request', why); finish(tr); return _error(400, why, param='controller')
+        if self.controlled >= self.max_controlled: r = self.busy(tr); finish(tr); return r
+        self.controlled += 1
+        headers = {BACKEND_HEADER: self.name}
+        try: c, trace = await asyncio.to_thread(self._control, req)
+        except BadRequest as e: tr.fail(400, 'bad_request', str(e)); finish(tr); return _error(400, str(e), headers=headers)
+        except Exception as e:   # a failed decode is this request's 500, never the server's end
+            tr.fail(500, 'engine', f"{type(e).__name__}: {e}"); finish(tr)
+            return _error(500, f"the controlled decode failed: {type(e).__name__}: {e}", 'server_error', headers=headers)
+        finally: self.controlled -= 1
+        self._trace(tr, c); finish(tr)
+        msg = {'role': 'assistant', 'content': None if c.tool_calls else c.text}
+        if c.tool_calls: msg['tool_calls'] = _tool_calls(c)
+        return JSONResponse({'id': f'chatcmpl-{tr.rid}', 'object': 'chat.completion', 'created': int(tr.t_arrival), 'model': c.model_id,
+                             'choices': [{'index': 0, 'message': msg, 'finish_reason': _finish(c), 'logprobs': None}], 'usage': _usage(c),
+                             'macro_trace': trace}, headers=headers)
 
     def _trace(self, tr:Trace, c:Completion):
         tr.model = c.model_id or tr.model
@@ -497,6 +548,9 @@ class ProxyBackend(Backend):
         return p
 
     async def chat(self, body, raw, tr, finish):
+        if body.controller:
+            why = f"backend {self.name} is an HTTP server: the decoding controller needs an in-process transformers backend"
+            tr.fail(400, 'bad_request', why); finish(tr); return _error(400, why, param='controller')
         if self.inflight >= self.max_inflight: r = self.busy(tr); finish(tr); return r
         self._inflight += 1
         headers = {BACKEND_HEADER: self.name}
@@ -593,7 +647,7 @@ def build_backends(s:Settings, metrics:ServerMetrics|None=None, engine:Engine|No
     out, on_batch = [], metrics.batch.observe if metrics else None
     def local(name, model=None):
         eng = engine if engine is not None and model is None else make_engine(s.model_copy(update={'model': model}) if model else s)
-        return LocalBackend(name, eng, s.max_queue, s.max_batch, on_batch)
+        return LocalBackend(name, eng, s.max_queue, s.max_batch, on_batch, controller_dir=s.controller_dir)
     for spec in s.backends:
         cap = spec.max_inflight or s.max_queue
         if spec.kind == 'embedded': out.append(local(spec.name, spec.model))
@@ -657,7 +711,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     s = settings or load_settings()
     metrics = ServerMetrics()
     if backends is None:
-        backends = [LocalBackend('embedded', engine, s.max_queue, s.max_batch, metrics.batch.observe)] if engine is not None else build_backends(s, metrics)
+        backends = [LocalBackend('embedded', engine, s.max_queue, s.max_batch, metrics.batch.observe, controller_dir=s.controller_dir)] if engine is not None else build_backends(s, metrics)
     router = Router(backends)
     for b in backends:
         metrics.healthy.labels(b.name).set_function(lambda b=b: float(b.healthy))
@@ -716,7 +770,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
             eng = b.engine
             if getattr(eng, 'adapter', None) is not None and eng.adapter_tags(eng.adapter)[-1:] == [spec.adapter]: return Arm(spec.model_copy(update={'backend': b.name}), b, eng.model_id)
             new = await asyncio.to_thread(make_engine, s.model_copy(update={'provider': 'embedded', 'adapter': spec.adapter}))
-            arm_b = LocalBackend(f"{b.name}+{spec.adapter}", new, s.max_queue, s.max_batch, metrics.batch.observe)
+            arm_b = LocalBackend(f"{b.name}+{spec.adapter}", new, s.max_queue, s.max_batch, metrics.batch.observe, controller_dir=s.controller_dir)
             arm_b.rollout_only = True
             add_backend(arm_b)
             return Arm(spec.model_copy(update={'backend': b.name}), arm_b, new.model_id, owned=True)
