@@ -2,15 +2,20 @@
 
 Paired requests on the embedded engine, alternating features off and on (same prompt, same greedy tokens), one at a time,
 with and without a JSON-Schema constraint. Printed: ms/token with features against without (the ratio), and the difference.
+Then the controller's segment decoding on BFCL tasks: the same greedy answer decoded by `generate` in one pass, by segments
+from one prefilled prompt (`prompt_cache`, as the controller runs), and by segments that each prefill the prompt again.
+Printed: wall time per answer, and each segment mode's ratio to `generate`.
 The features are entropy, varentropy, the top-2 gap, DeepConf's conf, z-entropy, hidden-state drift (a forward hook on the
 final norm), the chosen token's log-prob, and the mean hidden state.
 
-    .venv/bin/python benchmarks/bench_features.py [--reps 6] [--tokens 64]
+    .venv/bin/python benchmarks/bench_features.py [--reps 6] [--tokens 64] [--tasks 6]
 """
-import argparse, json, statistics
+import argparse, json, statistics, time
 import pandas as pd
 from agent_slo.core.config import project_path
-from agent_slo.engine.hf import HFEngine
+from agent_slo.engine.hf import HFEngine, decode_segment, prompt_cache
+from agent_slo.agent.toolcall import AgentConfig, request_for
+from agent_slo.tasks.bfcl import subset
 from agent_slo.engine.base import ChatRequest
 
 PROMPT = [{'role': 'user', 'content': 'Write a long, detailed paragraph about the history of the bicycle.'}]
@@ -25,6 +30,7 @@ def main():
     ap.add_argument('--reps', type=int, default=6)
     ap.add_argument('--tokens', type=int, default=64)
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--tasks', type=int, default=6, help="BFCL tasks for the segment-decoding comparison (0: skip it)")
     a = ap.parse_args()
     eng = HFEngine(threads=a.threads)
     eng.complete(ChatRequest(PROMPT, max_tokens=4))
@@ -46,5 +52,33 @@ def main():
     out = project_path('out', 'bench'); out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out/'features.csv', index=False)
     (out/'features.json').write_text(json.dumps(rows, indent=1, default=float))
+    if a.tasks: segments(eng, a.tasks, out)
+
+def by_segments(eng, req, cached:bool) -> tuple[list[int], float]:
+    "The greedy answer decoded segment by segment (continue at every decision point), and its wall time."
+    t0 = time.time()
+    src, toks = (prompt_cache(eng, req) if cached else req), []
+    while True:
+        seg = decode_segment(eng, src, toks)
+        toks += seg.tokens
+        if seg.finish in ('stop', 'length'): return toks, time.time() - t0
+
+def segments(eng, n:int, out):
+    "Wall time per answer: generate in one pass, segments from one prefilled prompt, segments that each prefill again."
+    rows = []
+    for t in subset(['simple_python', 'live_simple'], n, split='test'):
+        req = request_for(t, AgentConfig())
+        t0 = time.time(); c = eng.generate([req])[0]; g = time.time() - t0
+        toks_c, w_c = by_segments(eng, req, True)
+        toks_u, w_u = by_segments(eng, req, False)
+        same = eng.tok.decode(toks_c, skip_special_tokens=True) == eng.tok.decode(toks_u, skip_special_tokens=True) == c.text
+        rows.append({'task_id': t.id, 'tokens': c.completion_tokens, 'generate_s': g, 'cached_s': w_c, 'uncached_s': w_u, 'same_answer': same})
+    d = pd.DataFrame(rows)
+    d.to_csv(out/'segments.csv', index=False)
+    print(f"\nsegment decoding on {len(d)} BFCL tasks (greedy, constrained, continue at every decision point; median per answer)")
+    print(f"{'mode':36s} {'s/answer':>8s} {'ratio to generate':>17s}")
+    for k, lab in (('generate_s', 'generate (one pass)'), ('cached_s', 'segments, one prefilled prompt'), ('uncached_s', 'segments, a prefill per segment')):
+        print(f"{lab:36s} {d[k].median():8.2f} {(d[k]/d['generate_s']).median():17.2f}")
+    print(f"the same answer in all three modes: {int(d['same_answer'].sum())} of {len(d)}")
 
 if __name__ == '__main__': main()
