@@ -13,11 +13,10 @@ from tqdm import tqdm
 
 from ..agent.toolcall import AgentConfig, request_for
 from .mcts import ControllerArgs, PolicyValueNet, ReplayBuffer, load_net, save_net, train_step
-from .selfplay import ACTIONS, FEATURE_NAMES, N_FEATURES, DecodeEnv, control, self_play, value_of
+from .selfplay import ACTIONS, FEATURE_NAMES, N_FEATURES, DecodeEnv, control, judged, self_play, value_of
 from ..core.records import read_jsonl
 from ..engine.hf import HFEngine
-from ..eval.harness import config_id, make_record
-from ..eval.reward import RewardConfig, load_reward, reward_vectors
+from ..eval.reward import RewardConfig, load_reward
 from ..tasks.bfcl import Task
 
 # %% auto #0
@@ -100,8 +99,7 @@ def decode_arms(engine:HFEngine, tasks:list[Task], net, out:str|Path, args:Contr
             else:
                 arm_cfg = cfg if arm == 'greedy' else replace(cfg, temperature=sample_temperature)
                 c = engine.generate([request_for(t, arm_cfg)])[0]
-            rec = make_record(f'p3-{arm}', t, config_id(arm_cfg, engine), 0, arm_cfg.seed, engine, arm_cfg, c, stage=arm)
-            R = float(reward_vectors(pd.DataFrame([rec.model_dump()]), rc)['R'].iloc[0])
+            rec, R = judged(t, arm_cfg, engine, c, rc, arm, arm_cfg.seed)
             feats = c.features or {}
             row = {'task_id': t.id, 'category': t.category, 'arm': arm, 'success': bool(rec.success), 'schema_valid': bool(rec.schema_valid), 'R': R,
                    'completion_tokens': c.completion_tokens, 'decoded_tokens': decoded if decoded is not None else c.completion_tokens,

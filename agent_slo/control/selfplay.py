@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 from ..agent.toolcall import AgentConfig, request_for
 from .macro import Macro, MacroState, advance, apply, legal_actions
 from .mcts import PUCT, ControllerArgs, ReplayBuffer, train_step
-from ..engine.base import ChatRequest, Completion
+from ..engine.base import ChatRequest, Completion, parse_tool_output
 from ..engine.features import GAP_CAP
 from ..engine.hf import HFEngine, decode_segment, prompt_cache
 from ..eval.harness import config_id, make_record
@@ -22,13 +22,18 @@ from ..eval.reward import RewardConfig, load_reward, reward_vectors
 from ..tasks.bfcl import Task
 
 # %% auto #0
-__all__ = ['FEATURE_NAMES', 'N_FEATURES', 'ACTIONS', 'DecodeState', 'DecodeEnv', 'self_play', 'value_of', 'control']
+__all__ = ['FEATURE_NAMES', 'N_FEATURES', 'ACTIONS', 'judged', 'DecodeState', 'DecodeEnv', 'self_play', 'value_of', 'control']
 
 # %% ../../nbs/62_control/64_selfplay.ipynb #c003
 FEATURE_NAMES = ['entropy', 'varentropy', 'gap', 'conf', 'z_entropy', 'drift', 'position', 'resamples_left', 'closable', 'resample_point',
                  'closes', 'done']
 N_FEATURES = len(FEATURE_NAMES)
 ACTIONS = list(Macro)
+
+def judged(task:Task, cfg:AgentConfig, engine, c:Completion, rc:RewardConfig, stage:str, seed:int=0):
+    "The harness's record of one answer (parsed and judged by BFCL's checker) and its P2 scalar R."
+    rec = make_record(f'p3-{stage}', task, config_id(cfg, engine), 0, seed, engine, cfg, c, stage=stage)
+    return rec, float(reward_vectors(pd.DataFrame([rec.model_dump()]), rc)['R'].iloc[0])
 
 @dataclass(frozen=True)
 class DecodeState:
@@ -85,16 +90,17 @@ class DecodeEnv:
         return self._finish(out) if seg.finish in ('stop', 'length') else out
 
     def completion(self, tokens, t_submit:float, t_end:float) -> Completion:
-        "The answer `tokens` as the engine's `Completion`, timed from `t_submit` to `t_end`."
-        eng = self.engine
-        return Completion(text=eng.tok.decode(list(tokens), skip_special_tokens=True), finish_reason='stop', prompt_tokens=int(self.cache.ids.shape[1]),
-                          completion_tokens=len(tokens), t_submit=t_submit, t_first_token=t_end, t_end=t_end,
-                          engine_id=eng.engine_id, model_id=eng.model_id)
+        "The answer `tokens` as the engine's `Completion` (tool calls parsed as `HFEngine.generate` parses them), delivered whole at `t_end`."
+        eng, r = self.engine, self.req
+        text = eng.tok.decode(list(tokens), skip_special_tokens=True)
+        calls, text = parse_tool_output(text) if r.tools is not None and r.tool_choice != 'none' else (None, text)
+        return Completion(text=text, finish_reason='length' if len(tokens) >= r.max_tokens else 'stop', prompt_tokens=int(self.cache.ids.shape[1]),
+                          completion_tokens=len(tokens), t_submit=t_submit, t_first_token=t_end, t_chunks=[t_end], chunk_tokens=[len(tokens)], t_end=t_end,
+                          engine_id=eng.engine_id, model_id=eng.model_id, tool_calls=calls)
 
     def record(self, c:Completion, stage:str='selfplay'):
         "The harness's record of `c` for the task (parsed and judged by BFCL's checker) and its P2 scalar R."
-        rec = make_record(stage, self.task, config_id(self.cfg, self.engine), 0, self.seed, self.engine, self.cfg, c, stage=stage)
-        return rec, float(reward_vectors(pd.DataFrame([rec.model_dump()]), self.rc)['R'].iloc[0])
+        return judged(self.task, self.cfg, self.engine, c, self.rc, stage, self.seed)
 
     def _finish(self, s:DecodeState) -> DecodeState:
         "End the answer as it stands (closed, at a closable point) and score it: the checker's R when the task is known, the search's z from `value_fn` if given."
@@ -120,8 +126,9 @@ class DecodeEnv:
         return n, (n.z if n.done else 0.0), n.done
 
 # %% ../../nbs/62_control/64_selfplay.ipynb #c007
-def _play(env:DecodeEnv, search:PUCT, s:DecodeState, a:int) -> DecodeState:
-    child = search.last_root.children[a]
+def _play(env:DecodeEnv, root, s:DecodeState, a:int) -> DecodeState:
+    "The state after `a`: the child the search already decoded, else one step."
+    child = root.children[a]
     return child.state if child.state is not None else env.step(s, a)[0]
 
 def self_play(env:DecodeEnv, net, buffer:ReplayBuffer|None=None, rng:np.random.Generator|None=None, max_decisions:int=64) -> dict:
@@ -133,11 +140,10 @@ def self_play(env:DecodeEnv, net, buffer:ReplayBuffer|None=None, rng:np.random.G
     if not env.legal(s): raise ValueError("the start state has no legal action")
     while not s.done and len(acts) < max_decisions:
         counts, root = search.search(s)
-        search.last_root = root
         pi = search.policy(counts)
         a = int(rng.choice(len(pi), p=pi))
         xs.append(env.features(s)); pis.append(pi); acts.append(ACTIONS[a].value)
-        s = _play(env, search, s, a)
+        s = _play(env, root, s, a)
     if not s.done: s = env._finish(s)                       # the decision cap: the answer as it stands
     z = float(np.clip(s.reward/2, -1, 1)) if s.reward is not None else s.z
     if buffer is not None:
@@ -159,7 +165,6 @@ def control(env:DecodeEnv, net, max_decisions:int=64) -> tuple[DecodeState, list
     s, trace = env.reset(), []
     while not s.done and len(trace) < max_decisions:
         counts, root = search.search(s, noise=False)
-        search.last_root = root
         a = int(np.argmax(counts))
         h, _, _, conf, *_ = s.last
         trace.append({'action': ACTIONS[a].value, 'position': s.macro.position,
@@ -167,6 +172,6 @@ def control(env:DecodeEnv, net, max_decisions:int=64) -> tuple[DecodeState, list
                       'entropy': round(h, 4), 'conf': round(conf, 4), 'closable': s.closed is not None,
                       'visits': {ACTIONS[k].value: int(c.n) for k, c in root.children.items()},
                       'q': {ACTIONS[k].value: round(c.q, 4) for k, c in root.children.items() if c.n}})
-        s = _play(env, search, s, a)
+        s = _play(env, root, s, a)
     if not s.done: s = env._finish(s)
     return s, trace

@@ -21,7 +21,7 @@ from ..core.config import Settings, BackendSpec, ConfigError, load_settings, cle
 from ..core.artifacts import AdapterRegistry, ArtifactError, artifacts_root
 from ..core.procs import ManagedServer, free_port
 from ..core.records import Record, RecordWriter
-from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools, parse_tool_output
+from ..engine.base import Engine, ChatRequest, Completion, EngineError, BadRequest, REFUSED_CODE, tool_call_schema, generic_tools
 from ..engine.client import make_engine
 from ..eval.metrics import tpot_s
 from ..eval.alerts import load_alerts, record_slis
@@ -440,12 +440,7 @@ class LocalBackend(Backend):
         net, args, env_kw = self.controller()
         env = DecodeEnv(self.engine, None, args=args, req=req, value_fn=value_of(net), **env_kw)
         s, trace = control(env, net)
-        t_end = time.time()
-        text = self.engine.tok.decode(list(s.tokens), skip_special_tokens=True)
-        calls, answer = parse_tool_output(text) if req.tools is not None and req.tool_choice != 'none' else (None, text)
-        return Completion(text=answer, finish_reason='length' if len(s.tokens) >= req.max_tokens else 'stop', prompt_tokens=int(env.cache.ids.shape[1]),
-                          completion_tokens=len(s.tokens), t_submit=req.t_submit, t_first_token=t_end, t_chunks=[t_end], chunk_tokens=[len(s.tokens)], t_end=t_end,
-                          engine_id=self.engine_id, model_id=self.engine.model_id, tool_calls=calls), trace
+        return env.completion(s.tokens, req.t_submit, time.time()), trace
 
     async def _controlled(self, body, req, tr, finish):
         "A request with `controller: true`: a 400 saying why it cannot be served so, a 429 while the controller is busy, else the answer with its `macro_trace`."
