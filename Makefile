@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.all rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -102,16 +102,23 @@ bfcl-quick: install
 
 # RL, each stage from its locked config in configs/rl/; adapters land in artifacts/lora/<name>/vN/
 #   train.sft   LoRA SFT on BFCL train-split ground truth (~20 min on 2 cores)
-#   train.rm    scalar and reward-vector reward models on the SFT policy's own ranked samples (~10 min sampling shared with DPO, two heads of at most 8 min each)
-#   train.dpo   DPO on the same preference pairs, on top of SFT (~13 min)
+#   train.rm    scalar and reward-vector heads on the SFT backbone, from the SFT policy's 8 ranked samples per task and
+#               checker-verified hard negatives (~15 min sampling shared with DPO, two heads of at most 8 min each)
+#   train.dpo   DPO on the same preference pairs, on top of SFT (~15 min)
 #   train.grpo  GRPO with shaped rewards, on top of SFT (~15 min)
-#   train.all   all four in order, then `rl`
-#   rl          the RL notebook: every stage on held-out BFCL dev+test, win-rates against SFT, figures/p2_rl_*
-train.sft train.rm train.dpo train.grpo: train.%: install
+#   train.rloo  RLOO (PPO's clipped update, leave-one-out baseline) with the reward model in the shaped reward and adaptive KL (~15 min)
+#   train.all   all five in order, then `rl`
+#   train.long  all five from configs/rl/long/ (about an hour each; adapters *-long), then `rl`
+#   rl          the RL notebook: every stage on held-out BFCL (single-turn categories and multi-turn episodes), win-rates
+#               against SFT, reward models, KL traces, figures/p2_rl_*
+train.sft train.rm train.dpo train.grpo train.rloo: train.%: install
 	$(BIN)/agent-slo train $*
 
 train.all: install
 	$(BIN)/agent-slo train all
+
+train.long: install
+	$(BIN)/agent-slo train all --long
 
 rl: install
 	$(BIN)/agent-slo rl

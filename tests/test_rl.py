@@ -33,7 +33,8 @@ def test_train_then_rl_notebook(tmp_path, rl_engine):
     assert list(tmp_path.glob('wandb/offline-run-*')), "the training curve was logged to W&B offline"
 
     agg, figs = tmp_path/'agg', tmp_path/'figs'
-    params = ['eval_overrides={"dev_limit": 2, "test_limit": 2, "stability_limit": 1, "repeats": 2, "max_tokens": 24}',
+    params = ['eval_overrides={"categories": ["simple_python", "live_simple"], "dev_limit": 2, "test_limit": 2, "stability_limit": 1, "repeats": 2, "max_tokens": 24, '
+              '"episode_limit": 1, "episode_max_steps": 1}',
               f'aggregate_dir={agg}', f'figures_dir={figs}', *rl_engine]
     r = subprocess.run([AGENT_SLO, 'rl', '--out', str(tmp_path/'rl'), '--no-render', *[a for p in params for a in ('-p', p)]],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -44,6 +45,11 @@ def test_train_then_rl_notebook(tmp_path, rl_engine):
     assert st['disagreement'].between(0, 1).all()
     wr = pd.read_csv(agg/'rl_win_rates.csv')
     assert wr['model'].tolist() == ['base'] and wr['reference'].tolist() == ['sft'] and int(wr[['wins', 'ties', 'losses']].sum(axis=1).iloc[0]) == 4
+    assert (wr['tokens_ratio_lo'] <= wr['tokens_ratio']).all() and (wr['tokens_ratio'] <= wr['tokens_ratio_hi']).all()
+    ep = pd.read_csv(agg/'rl_episodes.csv')
+    assert sorted(ep['model']) == ['base', 'sft'] and (ep['episodes'] == 1).all()   # one held-out multi-turn episode each, judged
+    assert (ep['accuracy_lo'] <= ep['accuracy']).all() and (ep['accuracy'] <= ep['accuracy_hi']).all()
+    assert pd.read_csv(agg/'rl_anchors.csv').empty or set(pd.read_csv(agg/'rl_anchors.csv')['category']) <= {'simple_python', 'live_simple'}
     d = pd.read_csv(agg/'rl_deltas.csv')
     assert {'all', 'simple_python', 'live_simple'} <= set(d['category'])
     times = pd.read_csv(agg/'rl_stage_times.csv')
@@ -54,5 +60,7 @@ def test_train_then_rl_notebook(tmp_path, rl_engine):
     recs = [json.loads(l) for f in (tmp_path/'rl'/('eval_vllm' if on_vllm else 'eval')).glob('*.jsonl') for l in f.read_text().splitlines()]
     assert {(r['engine_id'], r['backend']) for r in recs} == ({('serve:vllm', 'vllm')} if on_vllm else {('hf', None)})
     assert {r['model_id'] for r in recs} == {'SmolLM2-135M-Instruct', 'SmolLM2-135M-Instruct+tool-sft@v1'}
-    assert len(recs) == 2*(4 + 1*2)   # per model: 4 held-out accuracy tasks, 1 stability task x 2 repeats
+    single = [r for r in recs if not r['stage'].startswith('episode')]
+    assert len(single) == 2*(4 + 1*2)   # per model: 4 held-out accuracy tasks, 1 stability task x 2 repeats
+    assert sum(r['stage'] == 'episode' for r in recs) == 2 and all(r['split'] == 'test' for r in recs if r['stage'] == 'episode')
     assert 'RL stages' in r.stdout and 'paired against SFT' in r.stdout

@@ -409,37 +409,39 @@ def cmd_p5(s:Settings, args) -> int:
     return _experiment(s, args, 'p5', 'p5', [('p5_savings.csv', ['policy', 'reference', 'accuracy', 'reference_accuracy', 'samples', 'sample_ratio', 'sample_ratio_lo',
                                                                  'sample_ratio_hi', 'accuracy_delta', 'accuracy_delta_lo', 'accuracy_delta_hi', 'mcnemar_p'], 'P5 savings against fixed N')])
 
-TRAIN_STAGES = ('sft', 'rm', 'dpo', 'grpo')
+TRAIN_STAGES = ('sft', 'rm', 'dpo', 'grpo', 'rloo')
 
-def train_stage(stage:str, config:str|None=None, overrides:dict|None=None) -> dict:
-    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml) with key overrides; print its line; returns the adapter's METADATA."
+def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:bool=False) -> dict:
+    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA."
     from agent_slo.learn.data import TrainConfig
     from agent_slo.learn.sft import train_sft
     from agent_slo.learn.reward_models import train_rm
     from agent_slo.learn.dpo import train_dpo
     from agent_slo.learn.grpo import train_grpo
-    path = config or project_path('configs', 'rl', f'{stage}.yaml')
+    from agent_slo.learn.rloo import train_rloo
+    path = config or project_path('configs', 'rl', *(['long'] if long else []), f'{stage}.yaml')
     cfg = TrainConfig.from_yaml(path)
     if cfg.stage != stage: raise ConfigError(f"{path} is a {cfg.stage} config, not {stage}")
     cfg = cfg.with_overrides(**(overrides or {}))
-    meta = {'sft': train_sft, 'rm': train_rm, 'dpo': train_dpo, 'grpo': train_grpo}[stage](cfg)
+    meta = {'sft': train_sft, 'rm': train_rm, 'dpo': train_dpo, 'grpo': train_grpo, 'rloo': train_rloo}[stage](cfg)
     m = meta['metrics']
     extra = {'rm': lambda: f"; held-out pair accuracy {m['heldout_accuracy']:.3f}, AUC {m['heldout_auc_success']:.3f} (vector head: accuracy "
                            f"{meta['vector']['metrics']['heldout_accuracy']:.3f}, AUC {meta['vector']['metrics']['heldout_auc_success']:.3f})",
              'dpo': lambda: f"; reward accuracy {m['reward_accuracy_last']}, margin {m['reward_margin_last']}",
-             'grpo': lambda: f"; reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']}"}.get(stage, lambda: '')()
+             'grpo': lambda: f"; reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']}",
+             'rloo': lambda: f"; reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']}, beta {m['beta_first']:.4f} -> {m['beta_last']:.4f}"}.get(stage, lambda: '')()
     print(f"{cfg.name}@{meta['version']}: {m['steps']} steps on {m['rows']} rows in {m['wall_s']:.0f} s, "
           f"loss {m['first_loss']:.3f} -> {m['last_loss']:.3f}; data {meta['data_sha256'][:12]}, config {meta['config_hash']}{extra}")
     return meta
 
 def cmd_train(s:Settings, args) -> int:
-    "Train one stage (or `all`: sft, rm, dpo, grpo in order, then the RL notebook) from the locked configs; adapters go into artifacts/lora/."
+    "Train one stage (or `all`: sft, rm, dpo, grpo, rloo in order, then the RL notebook) from the locked configs; adapters go into artifacts/lora/."
     over = dict(_param(kv) for kv in args.param)
     if args.stage != 'all':
-        train_stage(args.stage, args.train_config, over)
+        train_stage(args.stage, args.train_config, over, long=args.long)
         return 0
     if args.train_config: raise ConfigError("--config names one stage's YAML; `train all` uses configs/rl/<stage>.yaml for each")
-    for st in TRAIN_STAGES: train_stage(st, None, over)
+    for st in TRAIN_STAGES: train_stage(st, None, over, long=args.long)
     run_paper('p2_rl', preset('rl'), 'out/rl', render=True)
     return 0
 
@@ -576,10 +578,11 @@ def build_parser() -> argparse.ArgumentParser:
                             ('bfcl', 'BFCL as a whole: every offline category in JSON, prompt and FC modes, adapters, format sensitivity, multi-turn episodes, leaderboard groups', 'out/bfcl')):
         _experiment_parser(sub, name, text, out)
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
-    e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
+    e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'rloo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
+    e.add_argument('--long', action='store_true', help="the about-an-hour configs of configs/rl/long/ (adapters named *-long) instead of the 20-minute demos")
     e.add_argument('--config', dest='train_config', help="the stage's YAML (default: configs/rl/<stage>.yaml); the settings file goes before the command: agent-slo --config settings.yaml train ...")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a config key (JSON values)")
-    _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO and GRPO adapters on held-out BFCL dev+test, paired against SFT, curves and figures",
+    _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO, GRPO and RLOO adapters (demo and long) on held-out BFCL dev+test, paired against SFT, reward models, KL traces and figures",
                        'out/rl', "fewer held-out tasks")
     e = sub.add_parser('sweeps', help="run the configuration grid (configs/sweep.yaml), one papermill notebook per point; resumable")
     e.add_argument('--spec', default='configs/sweep.yaml', help="the grid YAML")

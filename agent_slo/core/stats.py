@@ -10,7 +10,7 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 'paired_table', 'paired_rate_diff',
-           'mcnemar', 'paired_diff', 'unpaired_diff', 'reliability_table', 'ece']
+           'mcnemar', 'paired_diff', 'unpaired_diff', 'reliability_table', 'ece', 'auc_ci']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -118,3 +118,17 @@ def ece(probs, labels, bins:int=10) -> float:
     "Expected calibration error: the count-weighted mean of |observed - predicted| over equal-width bins."
     t = reliability_table(probs, labels, bins)
     return float((t['n']*(t['observed'] - t['predicted']).abs()).sum()/t['n'].sum()) if len(t) else math.nan
+
+# %% ../../nbs/00_core/02_stats.ipynb #auc01
+def auc_ci(labels, scores, confidence:float=0.95) -> dict:
+    "{'auc', 'auc_lo', 'auc_hi', 'auc_p', 'n_pos', 'n_neg'}: AUC of `scores` for 0/1 `labels`, the Hanley–McNeil interval and the two-sided Mann–Whitney p against 0.5; NaN with one class."
+    from sklearn.metrics import roc_auc_score
+    y, s = np.asarray(labels, int), np.asarray(scores, float)
+    n1, n0 = int(y.sum()), int((1 - y).sum())
+    if n1 == 0 or n0 == 0: return {'auc': math.nan, 'auc_lo': math.nan, 'auc_hi': math.nan, 'auc_p': math.nan, 'n_pos': n1, 'n_neg': n0}
+    a = float(roc_auc_score(y, s))
+    q1, q2 = a/(2 - a), 2*a*a/(1 + a)
+    se = math.sqrt(max(a*(1 - a) + (n1 - 1)*(q1 - a*a) + (n0 - 1)*(q2 - a*a), 0.0)/(n1*n0))
+    z = stats.norm.ppf(0.5 + confidence/2)
+    p = float(stats.mannwhitneyu(s[y == 1], s[y == 0], alternative='two-sided').pvalue)
+    return {'auc': a, 'auc_lo': max(0.0, a - z*se), 'auc_hi': min(1.0, a + z*se), 'auc_p': p, 'n_pos': n1, 'n_neg': n0}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ..core.config import Settings, load_settings
 from ..core.artifacts import ArtifactError, AdapterRegistry, adapter_tag, artifacts_root
-from .hf import base_model
+from .hf import base_model, load_causal_lm
 
 # %% auto #0
-__all__ = ['score_texts', 'RewardHead', 'score_answers', 'random_reward_head']
+__all__ = ['score_texts', 'reward_backbone', 'RewardHead', 'score_answers', 'random_reward_head']
 
 # %% ../../nbs/10_engine/14_reward.ipynb #60b983fe
 def score_texts(model, tok, texts:list[str], max_length:int=768, batch_size:int=8):
@@ -33,6 +33,17 @@ def _num_labels(folder:Path) -> int:
         if not heads: raise ArtifactError(f"{adapter_tag(folder)} has no classification head (score.weight): not a reward model")
         return f.get_slice(heads[0]).get_shape()[0]
 
+def reward_backbone(base:str|Path, num_labels:int, pad_token_id:int, backbone:str|Path|None=None, **kw):
+    "A sequence-classification model on `base` with a fresh head of `num_labels`; with `backbone` (a policy adapter folder), its transformer body carries that adapter's chain merged in, so a reward model can start from the SFT policy rather than the base."
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    m = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels, dtype=torch.float32, **kw)
+    m.config.pad_token_id = pad_token_id
+    if backbone is not None:
+        body = getattr(load_causal_lm(base, backbone), m.base_model_prefix)
+        getattr(m, m.base_model_prefix).load_state_dict(body.state_dict())   # strict: the same architecture, every weight replaced
+    return m
+
 class RewardHead:
     "One registered reward model (`name`, `name@vN` or a folder): its backbone with the LoRA head, and the label scale of a vector head."
     def __init__(self, spec:str|Path, settings:Settings|None=None, max_length:int=768):
@@ -52,8 +63,9 @@ class RewardHead:
         self.tok = AutoTokenizer.from_pretrained(base)
         if self.tok.pad_token is None: self.tok.pad_token = self.tok.eos_token
         n = _num_labels(self.folder)
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=n, dtype=torch.float32)
-        model.config.pad_token_id = self.tok.pad_token_id
+        self.backbone = meta.get('backbone')   # the policy adapter (name@vN) whose merged weights the head was trained on, or None: the base
+        bb = AdapterRegistry.of(self.folder).resolve(self.backbone) if self.backbone else None
+        model = reward_backbone(base, n, self.tok.pad_token_id, bb)
         self.model = PeftModel.from_pretrained(model, str(self.folder)).eval()
         self.outputs, self.lock = n, threading.Lock()
     def text(self, messages:list[dict], answer:str) -> str:

@@ -8,7 +8,7 @@ import json, time
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..core.config import ConfigModel, config_hash, load_settings, seed_everything
 from ..core.artifacts import AdapterRegistry, adapter_tag
@@ -61,12 +61,12 @@ def episode_sft_rows(episodes:list[Episode], cfg:AgentConfig=AgentConfig()) -> l
     return rows
 
 # %% ../../nbs/50_learn/50_data.ipynb #7f68bc13
-GRPO_REWARDS = ('schema', 'success', 'length')    # the GRPO reward functions (learn.grpo), built from the P2 reward's terms
+GRPO_REWARDS = ('schema', 'success', 'length', 'rm')    # the shaped reward functions of GRPO and RLOO (learn.grpo): the P2 reward's terms and a reward model
 
 class TrainConfig(ConfigModel):
-    "One locked training run (SFT, reward model, DPO or GRPO) with LoRA; `configs/rl/<stage>.yaml`, section `train`."
+    "One locked training run (SFT, reward model, DPO, GRPO or RLOO) with LoRA; `configs/rl/<stage>.yaml`, section `train`."
     section: ClassVar[str] = 'train'
-    stage: Literal['sft', 'rm', 'dpo', 'grpo'] = 'sft'
+    stage: Literal['sft', 'rm', 'dpo', 'grpo', 'rloo'] = 'sft'
     name: str = 'tool-sft'                          # adapter name in the registry
     seed: int = 0
     categories: list[str] = Field(default_factory=lambda: ['simple_python', 'live_simple'])
@@ -90,10 +90,19 @@ class TrainConfig(ConfigModel):
     pairs_per_task: int = 2
     min_margin: float = 0.05                        # equal checker outcome: R must differ by this much to make a pair
     eval_fraction: float = Field(0.2, ge=0, lt=1)   # held-out share of tasks (tasks.heldout) for the reward model
+    hard_negatives: int = Field(0, ge=0)            # near-miss answers per task (a wrong argument value, a near-miss function), each rejected by the checker
+    episode_categories: list[str] = Field(default_factory=list)   # multi-turn categories whose train-split steps add pairs
+    episode_limit: int = Field(0, ge=0)             # ground-truth steps sampled for them (0: none)
+    episode_samples: int = Field(2, ge=1)           # answers sampled per step
+    rm_backbone: Literal['parent', 'base'] = 'parent'   # the reward model's body: the parent policy merged (the SFT model) or the base
     # DPO / GRPO
-    beta: float = 0.1                               # KL weight (DPO's beta; GRPO's KL coefficient, > 0 to trace KL)
-    num_generations: int = 4                        # GRPO group size
-    temperature: float = 0.8                        # GRPO sampling temperature
+    beta: float = 0.1                               # KL weight (DPO's beta; GRPO's and RLOO's KL coefficient, > 0 to trace KL; RLOO's starting value)
+    num_generations: int = 4                        # GRPO/RLOO group size
+    temperature: float = 0.8                        # GRPO/RLOO sampling temperature
+    kl_target: float|None = Field(None, gt=0)       # RLOO: adaptive KL's target (sequence KL in nats); None keeps beta fixed
+    kl_horizon: float = Field(10_000, gt=0)         # RLOO: adaptive KL's horizon in samples (Ziegler et al. 2019)
+    reward_model: str|None = None                   # GRPO/RLOO: the registered scalar reward model the 'rm' reward scores with
+    normalize_advantages: bool = True               # RLOO: advantages standardised per generation batch
     reward_weights: dict[str, float] = Field(default_factory=lambda: {'schema': 0.5, 'success': 1.0, 'length': 0.2})
     json_only_credit: float = 0.5                   # GRPO schema reward for JSON that misses the contract: a gradient toward it
     aggregation: Literal['normalize_then_sum', 'sum_then_normalize'] = 'normalize_then_sum'   # GDPO: normalise each reward in its group first
@@ -103,6 +112,11 @@ class TrainConfig(ConfigModel):
     def _known_rewards(cls, w):
         if bad := sorted(set(w) - set(GRPO_REWARDS)): raise ValueError(f"unknown GRPO reward(s) {bad}; known: {', '.join(GRPO_REWARDS)}")
         return w
+
+    @model_validator(mode='after')
+    def _rm_reward(self):
+        if self.reward_weights.get('rm') and not self.reward_model: raise ValueError("reward_weights has 'rm' but no reward_model names the scalar head to score with")
+        return self
 
     def tasks(self) -> list[Task]:
         "The train-split tasks this run may use (its data cap)."

@@ -4,6 +4,7 @@
 
 # %% ../../nbs/50_learn/56_evaluation.ipynb #c22cef22
 from __future__ import annotations
+import random
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,7 +15,9 @@ from ..core.artifacts import AdapterRegistry
 from ..engine.hf import HFEngine
 from ..tasks.bfcl import Task, subset
 from ..agent.toolcall import AgentConfig
+from ..tasks.multiturn import Episode, load_episodes
 from ..eval.harness import run_suite
+from ..eval.episodes import run_episodes
 
 # %% auto #0
 __all__ = ['EvalConfig', 'evaluate_model']
@@ -32,18 +35,30 @@ class EvalConfig(ConfigModel):
     max_tokens: int = 128
     batch_size: int = 8
     seed: int = 0
+    episode_categories: list[str] = Field(default_factory=lambda: ['multi_turn_base'])   # multi-turn episodes every stage plays (test split)
+    episode_limit: int = Field(0, ge=0)              # episodes per category (0: none)
+    episode_max_steps: int = Field(5, ge=1)          # model calls per turn before an episode is stopped (BFCL allows 20; a CPU budget)
     def tasks(self) -> list[Task]:
         return (subset(self.categories, self.dev_limit, split='dev', seed=self.seed) +
                 subset(self.categories, self.test_limit, split='test', seed=self.seed))
     def stability_tasks(self) -> list[Task]:
         return subset(self.categories, self.stability_limit, split='test', seed=self.seed)
+    def episodes(self) -> list[Episode]:
+        "The first `episode_limit` test-split episodes of each category, in a seeded order."
+        out = []
+        for c in self.episode_categories if self.episode_limit else []:
+            eps = [e for e in load_episodes(c) if e.split == 'test']
+            random.Random(self.seed).shuffle(eps); out += eps[:self.episode_limit]
+        return out
 
 def evaluate_model(adapter:str|None, ec:EvalConfig, out:str|Path, registry:AdapterRegistry|None=None, engine=None, progress:bool=True) -> Path:
-    "Held-out records of the base model (`adapter=None`) or a registered adapter (`name`, `name@v2`): accuracy then stability."
+    "Held-out records of the base model (`adapter=None`) or a registered adapter (`name`, `name@v2`): accuracy, stability, then the multi-turn episodes."
     if engine is None:
         engine = HFEngine(adapter=None if adapter is None else (registry or AdapterRegistry()).resolve(adapter))
     f = Path(out)/f'{engine.model_id}.jsonl'
     run_suite(engine, ec.tasks(), AgentConfig(max_tokens=ec.max_tokens, seed=ec.seed), f, batch_size=ec.batch_size, stage='accuracy', progress=progress)
     run_suite(engine, ec.stability_tasks(), AgentConfig(max_tokens=ec.max_tokens, seed=ec.seed, temperature=ec.stability_temperature), f,
               repeats=ec.repeats, batch_size=ec.batch_size, stage='stability', progress=progress)
+    if eps := ec.episodes():
+        run_episodes(engine, eps, AgentConfig(max_tokens=ec.max_tokens, seed=ec.seed, max_steps=ec.episode_max_steps), f, stage='episode', progress=progress)
     return f

@@ -4,18 +4,19 @@
 
 # %% ../../nbs/50_learn/55_grpo.ipynb #e91ebd1c
 from __future__ import annotations
-import tempfile
+import json, tempfile
 from pathlib import Path
 
-from ..core.config import config_hash
+from ..core.config import ConfigError, config_hash
 from ..core.artifacts import Catalog, AdapterRegistry
 from ..tasks.bfcl import Task, judge
 from ..agent.toolcall import AgentConfig, messages_for, parse_calls, contract_schema, to_bfcl
 from ..eval.reward import RewardConfig, schema_credit, cost_term, load_reward
+from ..engine.reward import RewardHead
 from .data import GRPO_REWARDS, TrainConfig, setup, policy, trl_args, lora, wall_clock, fit, finish
 
 # %% auto #0
-__all__ = ['partial_credit', 'grpo_rewards', 'train_grpo']
+__all__ = ['partial_credit', 'grpo_rewards', 'shaped_rewards', 'prompt_rows', 'train_grpo']
 
 # %% ../../nbs/50_learn/55_grpo.ipynb #7d7d1c79
 def _norm(v):
@@ -31,8 +32,9 @@ def partial_credit(task:Task, calls:list[dict]|None) -> float:
     ok = [any(_norm(args.get(p)) == _norm(o) for o in vals if o != '') or ('' in vals and p not in args) for p, vals in opts.items()]
     return 0.25 + 0.5*(sum(ok)/len(ok) if ok else 1.0)
 
-def grpo_rewards(tasks:list[Task], acfg:AgentConfig=AgentConfig(), rc:RewardConfig=RewardConfig(), json_only_credit:float=0.5) -> dict:
-    "The GRPO reward functions by name, in TRL's signature: f(prompts, completions, completion_ids, task_id=..., **kw) -> list[float]."
+def grpo_rewards(tasks:list[Task], acfg:AgentConfig=AgentConfig(), rc:RewardConfig=RewardConfig(), json_only_credit:float=0.5,
+                 rm:RewardHead|None=None, rm_scale:tuple[float, float]=(0.0, 1.0)) -> dict:
+    "The shaped reward functions by name, in TRL's signature: f(prompts, completions, completion_ids, task_id=..., **kw) -> list[float]; with a scalar reward model `rm`, also 'rm': its score standardised by `rm_scale` (mean, std on its training candidates)."
     by_id = {t.id: t for t in tasks}
     text = lambda c: c[0]['content'] if isinstance(c, list) else c
     def parsed(tid, c): return parse_calls(text(c), contract_schema(by_id[tid], acfg))
@@ -46,7 +48,35 @@ def grpo_rewards(tasks:list[Task], acfg:AgentConfig=AgentConfig(), rc:RewardConf
         return out
     def length(prompts, completions, completion_ids, **kw):
         return [-float(x) for x in cost_term([len(ids) for ids in completion_ids], rc)]
-    return {'schema': schema, 'success': success, 'length': length}
+    def rm_score(prompts, completions, completion_ids, **kw):
+        groups = {}   # one scoring pass per prompt: a group's completions share it
+        for i, (p, c) in enumerate(zip(prompts, completions)): groups.setdefault(json.dumps(p), (p, []))[1].append((i, text(c)))
+        out = [0.0]*len(completions)
+        for p, items in groups.values():
+            for (i, _), y in zip(items, rm.score(p, [t for _, t in items])[:, 0]): out[i] = (float(y) - rm_scale[0])/rm_scale[1]
+        return out
+    return {'schema': schema, 'success': success, 'length': length} | ({'rm': rm_score} if rm is not None else {})
+
+def shaped_rewards(cfg:TrainConfig, tasks:list[Task], registry:AdapterRegistry) -> tuple[list[str], list, list[float]]:
+    "(names, functions, weights) of the rewards `cfg.reward_weights` names, in GRPO_REWARDS order; 'rm' loads `cfg.reward_model` from the registry on its backbone."
+    head, scale = None, (0.0, 1.0)
+    if cfg.reward_weights.get('rm'):
+        folder = registry.resolve(cfg.reward_model)
+        head = RewardHead(folder, max_length=cfg.max_length)
+        if head.outputs != 1: raise ConfigError(f"{cfg.reward_model} has {head.outputs} outputs; the 'rm' reward needs a scalar (Bradley-Terry) head")
+        m = json.loads((folder/'METADATA.json').read_text()).get('metrics', {})
+        scale = (m.get('score_mean', 0.0), m.get('score_std', 1.0))
+    funcs = grpo_rewards(tasks, rc=load_reward(), json_only_credit=cfg.json_only_credit, rm=head, rm_scale=scale)
+    names = [k for k in GRPO_REWARDS if cfg.reward_weights.get(k)]
+    return names, [funcs[k] for k in names], [float(cfg.reward_weights[k]) for k in names]
+
+def prompt_rows(cfg:TrainConfig, catalog:Catalog) -> tuple[str, dict, list[dict]]:
+    "The train-split prompts of an on-policy stage, catalogued: (name, catalog entry, rows {prompt, task_id})."
+    rows = [{'prompt': messages_for(t, AgentConfig()), 'task_id': t.id} for t in cfg.tasks()]
+    name = f"grpo-prompts-{config_hash({'categories': cfg.categories, 'limit': cfg.train_limit, 'seed': cfg.seed}, n=8)}"
+    entry = catalog.add(name, rows, source='bfcl-eval BFCL_v4 prompts (the agent contract); rewards from the BFCL checker', split='train',
+                        categories=cfg.categories, limit=cfg.train_limit, seed=cfg.seed)
+    return name, entry, rows
 
 # %% ../../nbs/50_learn/55_grpo.ipynb #f6763f21
 def train_grpo(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistry|None=None, progress:bool=True, track:bool=True) -> dict:
@@ -55,19 +85,14 @@ def train_grpo(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegis
     from trl import GRPOTrainer, GRPOConfig
     registry, catalog = registry or AdapterRegistry(), catalog or Catalog()
     base, tok = setup(cfg)
-    tasks = cfg.tasks()
-    rows = [{'prompt': messages_for(t, AgentConfig()), 'task_id': t.id} for t in tasks]
-    name = f"grpo-prompts-{config_hash({'categories': cfg.categories, 'limit': cfg.train_limit, 'seed': cfg.seed}, n=8)}"
-    entry = catalog.add(name, rows, source='bfcl-eval BFCL_v4 prompts (the agent contract); rewards from the BFCL checker', split='train',
-                        categories=cfg.categories, limit=cfg.train_limit, seed=cfg.seed)
-    funcs = grpo_rewards(tasks, rc=load_reward(), json_only_credit=cfg.json_only_credit)
-    names = [k for k in GRPO_REWARDS if k in cfg.reward_weights]
+    name, entry, rows = prompt_rows(cfg, catalog)
+    names, funcs, weights = shaped_rewards(cfg, cfg.tasks(), registry)
     model, parent = policy(cfg, base, registry)
     with tempfile.TemporaryDirectory() as d:
         args = GRPOConfig(**trl_args(cfg, Path(d)/'run'), num_generations=cfg.num_generations, max_completion_length=cfg.max_completion_length,
-                          temperature=cfg.temperature, beta=cfg.beta, reward_weights=[float(cfg.reward_weights[k]) for k in names],
+                          temperature=cfg.temperature, beta=cfg.beta, reward_weights=weights,
                           multi_objective_aggregation=cfg.aggregation, disable_tqdm=not progress, log_completions=False)
-        trainer = GRPOTrainer(model=model, reward_funcs=[funcs[k] for k in names], args=args, train_dataset=Dataset.from_list(catalog.load(name)),
+        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(catalog.load(name)),
                               processing_class=tok, peft_config=lora(cfg), callbacks=[wall_clock(cfg.max_minutes)])
         result, wall = fit(trainer)
         hist = [h for h in trainer.state.log_history if 'reward' in h]

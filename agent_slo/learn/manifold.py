@@ -125,7 +125,7 @@ def train_manifold(cfg:TrainConfig, mcfg:ManifoldConfig, labels:list[dict], regi
     from datasets import Dataset
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments, DataCollatorWithPadding
-    from agent_slo.learn.reward_models import _seqcls
+    from agent_slo.engine.reward import reward_backbone
     registry = registry or AdapterRegistry()
     rows = usable(labels, mcfg)
     dropped = len(labels) - len(rows)
@@ -140,7 +140,7 @@ def train_manifold(cfg:TrainConfig, mcfg:ManifoldConfig, labels:list[dict], regi
     enc = tok(text(tr), truncation=True, max_length=cfg.max_length, add_special_tokens=False)
     ds = Dataset.from_dict({**enc, 'labels': ((y - mu)/sd).tolist()})
     with tempfile.TemporaryDirectory() as d:
-        model = get_peft_model(_seqcls(base, tok, len(names), problem_type='regression'), lora(cfg, 'SEQ_CLS'))
+        model = get_peft_model(reward_backbone(base, len(names), tok.pad_token_id, problem_type='regression'), lora(cfg, 'SEQ_CLS'))
         args = TrainingArguments(**trl_args(cfg, Path(d)/'run'), disable_tqdm=not progress, remove_unused_columns=False)
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok), callbacks=[wall_clock(cfg.max_minutes)])
         result, wall = fit(trainer)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #7bef61ee
 from __future__ import annotations
-import json, time
+import json, random, time
 from pathlib import Path
 
 import pandas as pd
@@ -15,25 +15,28 @@ from ..core.artifacts import Catalog, AdapterRegistry
 from ..core.records import load_records
 from ..engine.base import ChatRequest, Engine
 from ..engine.hf import HFEngine
-from ..tasks.bfcl import Verdict, heldout
-from ..tasks.multiturn import Episode, UnsafeCall, call_string, ground_truth_steps, judge_episode, parse_call
+from ..tasks.bfcl import Task, Verdict, heldout, judge, ground_truth_calls
+from ..tasks.catalog import ToolCatalog, tool_catalog, doc_text, with_tools
+from ..tasks.multiturn import Episode, UnsafeCall, call_string, ground_truth_steps, judge_episode, load_episodes, parse_call
 from ..agent.toolcall import AgentConfig, messages_for, call_mode, contract_schema, parse_calls
 from ..eval.harness import run_samples
 from ..eval.reward import VECTOR, reward_vectors, load_reward
-from .data import TrainConfig, episode_sft_rows
+from .data import TrainConfig, contract_text, episode_sft_rows
 
 # %% auto #0
-__all__ = ['data_key', 'sample_candidates', 'preference_pairs', 'preference_data', 'step_verdict', 'episode_preference_pairs']
+__all__ = ['data_key', 'sample_candidates', 'preference_pairs', 'step_verdict', 'episode_preference_pairs', 'near_miss_function',
+           'hard_negatives', 'hard_negative_pairs', 'preference_data', 'pair_counts']
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #6656b100
 def data_key(cfg:TrainConfig) -> str:
     "What fixes the sampled candidates: parent, tasks, sampling settings and seed (RM and DPO configs that agree share them)."
-    return config_hash({k: getattr(cfg, k) for k in ('parent', 'categories', 'train_limit', 'samples', 'sample_temperature', 'max_completion_length', 'seed')}, n=8)
+    return config_hash({k: getattr(cfg, k) for k in ('parent', 'categories', 'train_limit', 'samples', 'sample_temperature', 'max_completion_length', 'seed',
+                                                     'hard_negatives', 'episode_categories', 'episode_limit', 'episode_samples')}, n=8)
 
-def sample_candidates(cfg:TrainConfig, out:str|Path|None=None, registry:AdapterRegistry|None=None, progress:bool=True):
-    "The parent's sampled answers on train-split tasks, as records (resumable); returns (a DataFrame with the reward vector, the model id)."
+def sample_candidates(cfg:TrainConfig, out:str|Path|None=None, registry:AdapterRegistry|None=None, progress:bool=True, engine:Engine|None=None):
+    "The parent's (or `engine`'s) sampled answers on train-split tasks, as records (resumable); returns (a DataFrame with the reward vector, the model id)."
     out = Path(out or project_path('out', 'rl', 'samples'))/f'{data_key(cfg)}.jsonl'
-    engine = HFEngine(adapter=None if cfg.parent is None else (registry or AdapterRegistry()).resolve(cfg.parent), threads=cfg.threads)
+    engine = engine or HFEngine(adapter=None if cfg.parent is None else (registry or AdapterRegistry()).resolve(cfg.parent), threads=cfg.threads)
     acfg = AgentConfig(temperature=cfg.sample_temperature, max_tokens=cfg.max_completion_length, seed=cfg.seed)
     run_samples(engine, cfg.tasks(), acfg, out, n=cfg.samples, window=cfg.samples, batch_size=8, stage='pairs', progress=progress)
     df = load_records(out)
@@ -64,19 +67,6 @@ def preference_pairs(cands:pd.DataFrame, cfg:TrainConfig) -> tuple[list[dict], l
                     made += 1
     return cand_rows, pairs
 
-def preference_data(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistry|None=None, out:str|Path|None=None, progress:bool=True) -> dict:
-    "Catalogued candidates and pairs for `cfg` (sampled once; later stages that agree on `data_key` reuse them): {'candidates', 'pairs', 'entries'}."
-    catalog = catalog or Catalog()
-    key = data_key(cfg); names = (f'cands-{key}', f'pairs-{key}')
-    if not all(n in catalog.entries() for n in names):
-        t0 = time.time()
-        cands, model_id = sample_candidates(cfg, out, registry=registry, progress=progress)
-        cand_rows, pairs = preference_pairs(cands, cfg)
-        src = f'agent samples from {model_id}, T={cfg.sample_temperature}, {cfg.samples} per task, judged by the BFCL checker and scored by the P2 reward vector'
-        meta = dict(categories=cfg.categories, limit=cfg.train_limit, seed=cfg.seed, samples=cfg.samples, parent=cfg.parent, model_id=model_id)
-        catalog.add(names[0], cand_rows, source=src, split='train', sample_wall_s=time.time() - t0, **meta)
-        catalog.add(names[1], pairs, source=src, split='train', min_margin=cfg.min_margin, pairs_per_task=cfg.pairs_per_task, **meta)
-    return {'candidates': catalog.load(names[0]), 'pairs': catalog.load(names[1]), 'entries': catalog.verify(names[0]) | catalog.verify(names[1])}
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #a6ee8363
 def step_verdict(episode:Episode, turn:int, before:list[dict], calls:list[dict]) -> Verdict:
@@ -116,3 +106,119 @@ def episode_preference_pairs(engine:Engine, episodes:list[Episode], cfg:AgentCon
                               'chosen': r['completion'], 'rejected': [{'role': 'assistant', 'content': c.text}],
                               'chosen_success': True, 'rejected_success': False, 'error_type': v.error_type, 'by': 'checker'})
     return cands, pairs
+
+# %% ../../nbs/50_learn/52_preferences.ipynb #hn01
+def _near(v, node:dict, others:list):
+    "A value close to `v` (of BFCL type `node`) that a model plausibly writes instead; None when there is none."
+    if isinstance(v, bool): return not v
+    if isinstance(v, int): return v + 1
+    if isinstance(v, float): return round(v*2, 6) if v else 1.0
+    if isinstance(v, str):
+        same = lambda x: isinstance(x, str) and x.strip().lower() == v.strip().lower()
+        if alt := [e for e in node.get('enum') or [] if not same(e)]: return alt[0]       # another allowed value
+        if alt := [o for o in others if isinstance(o, str) and o and not same(o)]: return alt[0]   # swapped with another argument
+        words = v.split()
+        return ' '.join(words[:-1]) if len(words) > 1 else (v[:len(v)//2] or None)   # cut short
+    if isinstance(v, list) and v:
+        if len(v) > 1: return v[:-1]
+        x = _near(v[0], node.get('items') or {}, [])
+        return None if x is None else [x]
+    return None
+
+_BM25 = {}   # catalog keys -> its BM25 index (a catalog holds dicts, so it is not hashable itself)
+
+def _bm25(catalog:ToolCatalog):
+    import bm25s
+    if catalog.keys not in _BM25:
+        r = bm25s.BM25(); r.index(bm25s.tokenize(catalog.texts, stopwords='en', show_progress=False), show_progress=False)
+        _BM25.clear(); _BM25[catalog.keys] = r
+    return _BM25[catalog.keys]
+
+def near_miss_function(task:Task, name:str, catalog:ToolCatalog|None=None, k:int=5) -> dict|None:
+    "The doc of a function close to `name`'s: another function `task` offers, else the nearest other doc of the tool catalog (BM25 over name, description and parameters)."
+    if other := [f for f in task.functions if f['name'] != name]: return other[0]
+    import bm25s
+    catalog = catalog or tool_catalog()
+    gold = next(f for f in task.functions if f['name'] == name)
+    hits, _ = _bm25(catalog).retrieve(bm25s.tokenize([doc_text(gold)], stopwords='en', show_progress=False), k=min(k + 1, len(catalog)), show_progress=False)
+    return next((catalog.docs[int(i)] for i in hits[0] if catalog.docs[int(i)]['name'] != name), None)
+
+def _args_for(doc:dict, args:dict) -> dict:
+    "`args` carried over to `doc`'s parameters: by name, then a required parameter takes an unused value of the same JSON type."
+    props, req = (doc.get('parameters') or {}).get('properties') or {}, (doc.get('parameters') or {}).get('required') or []
+    out = {k: v for k, v in args.items() if k in props}
+    left = [v for k, v in args.items() if k not in out]
+    kind = {'string': str, 'integer': int, 'float': float, 'number': float, 'boolean': bool, 'array': list, 'dict': dict}
+    for p in req:
+        if p in out: continue
+        t = kind.get(props.get(p, {}).get('type'))
+        if t and (v := next((x for x in left if type(x) is t), None)) is not None: out[p] = v; left.remove(v)
+    return out
+
+def hard_negatives(task:Task, k:int=2, seed:int=0, catalog:ToolCatalog|None=None) -> list[dict]:
+    "Up to `k` near-miss answers to `task` that BFCL's checker rejects, each {'by': 'hard_arg'|'hard_fn', 'task' (with a distractor for hard_fn), 'calls', 'text', 'what'}; [] for tasks without a single Python ground-truth call."
+    if task.language != 'python' or k < 1 or task.expects != 'match': return []
+    gt = ground_truth_calls(task)
+    if not gt or not judge(task, gt).success: return []
+    (name, args), = gt[0].items()
+    doc = next(f for f in task.functions if f['name'] == name)
+    props = (doc.get('parameters') or {}).get('properties') or {}
+    rng = random.Random(f'{seed}:{task.id}')
+    out, params = [], [p for p in args if p in props]
+    rng.shuffle(params)
+    for p in params:
+        v = _near(args[p], props[p], [x for q, x in args.items() if q != p])
+        if v is None: continue
+        calls = [{name: {**args, p: v}}] + gt[1:]
+        if not judge(task, calls).success:
+            out.append({'by': 'hard_arg', 'task': task, 'calls': calls, 'what': f'{p}: {args[p]!r} -> {v!r}'}); break
+    if (near := near_miss_function(task, name, catalog)) is not None:
+        shown = task if near in task.functions else with_tools(task, [*task.functions, near])
+        calls = [{near['name']: _args_for(near, args)}] + gt[1:]
+        if not judge(task, calls).success:
+            out.append({'by': 'hard_fn', 'task': shown, 'calls': calls, 'what': f"{name} -> {near['name']}"})
+    rng.shuffle(out)
+    return [{**h, 'text': contract_text(h['task'], h['calls'])} for h in out[:k]]
+
+def hard_negative_pairs(tasks:list[Task], k:int=2, seed:int=0, eval_fraction:float=0.2, cfg:AgentConfig=AgentConfig()) -> list[dict]:
+    "Pairs of the ground truth (chosen) against each hard negative (rejected), in the prompt the negative was built for."
+    pairs = []
+    for t in tasks:
+        for h in hard_negatives(t, k, seed):
+            pairs.append({'task_id': t.id, 'heldout': heldout(t.id, eval_fraction), 'prompt': messages_for(h['task'], cfg),
+                          'chosen': [{'role': 'assistant', 'content': contract_text(h['task'], ground_truth_calls(t))}],
+                          'rejected': [{'role': 'assistant', 'content': h['text']}], 'chosen_success': True, 'rejected_success': False,
+                          'margin': None, 'by': h['by'], 'what': h['what']})
+    return pairs
+
+# %% ../../nbs/50_learn/52_preferences.ipynb #pd01
+def preference_data(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistry|None=None, out:str|Path|None=None, progress:bool=True) -> dict:
+    "Catalogued candidates and pairs for `cfg` from every source (sampled once; later stages that agree on `data_key` reuse them): {'candidates', 'pairs', 'entries'}."
+    catalog = catalog or Catalog()
+    key = data_key(cfg); names = (f'cands-{key}', f'pairs-{key}')
+    if not all(n in catalog.entries() for n in names):
+        t0 = time.time()
+        engine = HFEngine(adapter=None if cfg.parent is None else (registry or AdapterRegistry()).resolve(cfg.parent), threads=cfg.threads)
+        cands, model_id = sample_candidates(cfg, out, engine=engine, progress=progress)
+        cand_rows, pairs = preference_pairs(cands, cfg)
+        pairs += hard_negative_pairs(cfg.tasks(), cfg.hard_negatives, cfg.seed, cfg.eval_fraction)
+        if cfg.episode_limit and cfg.episode_categories:
+            eps = [e for c in cfg.episode_categories for e in load_episodes(c) if e.split == 'train' and not e.agentic]
+            random.Random(cfg.seed).shuffle(eps)
+            per = 4   # steps per episode, so the limit spreads over episodes rather than one long conversation
+            _, ep_pairs = episode_preference_pairs(engine, eps[:max(1, -(-cfg.episode_limit // per))], AgentConfig(max_tokens=cfg.max_completion_length),
+                                                   samples=cfg.episode_samples, temperature=cfg.sample_temperature, max_rows=cfg.episode_limit, seed=cfg.seed, progress=progress)
+            pairs += [{**p, 'heldout': heldout(p['task_id'], cfg.eval_fraction), 'by': 'episode', 'margin': None} for p in ep_pairs]
+        src = (f'agent samples from {model_id}, T={cfg.sample_temperature}, {cfg.samples} per task, judged by the BFCL checker and scored by the P2 reward vector; '
+               f'{cfg.hard_negatives} checker-rejected hard negatives per task; {cfg.episode_limit} multi-turn steps')
+        meta = dict(categories=cfg.categories, limit=cfg.train_limit, seed=cfg.seed, samples=cfg.samples, parent=cfg.parent, model_id=model_id)
+        catalog.add(names[0], cand_rows, source=src, split='train', sample_wall_s=time.time() - t0, **meta)
+        catalog.add(names[1], pairs, source=src, split='train', min_margin=cfg.min_margin, pairs_per_task=cfg.pairs_per_task,
+                    by_source=pair_counts(pairs).to_dict('records'), **meta)
+    return {'candidates': catalog.load(names[0]), 'pairs': catalog.load(names[1]), 'entries': catalog.verify(names[0]) | catalog.verify(names[1])}
+
+def pair_counts(pairs:list[dict]) -> pd.DataFrame:
+    "Pairs per source, split into train and held-out, with the tasks they come from."
+    df = pd.DataFrame(pairs, columns=['by', 'heldout', 'task_id'])
+    g = df.groupby('by').agg(pairs=('task_id', 'size'), heldout=('heldout', 'sum'), tasks=('task_id', 'nunique')).reset_index()
+    return g.assign(train=g['pairs'] - g['heldout'])[['by', 'pairs', 'train', 'heldout', 'tasks']]

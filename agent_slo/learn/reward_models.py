@@ -5,43 +5,64 @@
 # %% ../../nbs/50_learn/53_reward_models.ipynb #2ff1b615
 from __future__ import annotations
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ..core.config import ConfigError
-from ..core.artifacts import Catalog, AdapterRegistry
-from ..core.stats import rate_ci
+from ..core.artifacts import Catalog, AdapterRegistry, adapter_tag
+from ..core.stats import rate_ci, auc_ci
 from ..eval.reward import VECTOR, load_reward
-from ..engine.reward import score_texts   # the one scorer: the gateway's POST /reward uses it too
+from ..engine.reward import score_texts, reward_backbone   # the one scorer: the gateway's POST /reward uses it too
 from .data import TrainConfig, setup, trl_args, lora, wall_clock, fit, finish
-from .preferences import preference_data
+from .preferences import preference_data, pair_counts
 
 # %% auto #0
-__all__ = ['train_rm']
+__all__ = ['rm_report', 'train_rm']
 
 # %% ../../nbs/50_learn/53_reward_models.ipynb #657c8203
 def _texts(tok, rows:list[dict], key:str='completion') -> list[str]:
     return [tok.apply_chat_template(r['prompt'] + r[key], tokenize=False) for r in rows]
 
-def _seqcls(base:Path, tok, num_labels:int, **kw):
-    import torch
-    from transformers import AutoModelForSequenceClassification
-    m = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels, dtype=torch.float32, **kw)
-    m.config.pad_token_id = tok.pad_token_id
-    return m
+def _fitting(tok, pairs:list[dict], max_length:int) -> tuple[list[dict], list[dict]]:
+    "(pairs whose chosen and rejected texts both fit `max_length` tokens, the rest). TRL's RewardTrainer drops longer pairs itself; scoring would cut off their answers. Multi-turn steps (3-5k tokens of tool docs and history) land here on a CPU budget."
+    if not pairs: return [], []
+    n = lambda key: [len(x) for x in tok(_texts(tok, pairs, key), add_special_tokens=False)['input_ids']]
+    ok = [max(a, b) <= max_length for a, b in zip(n('chosen'), n('rejected'))]
+    return [p for p, k in zip(pairs, ok) if k], [p for p, k in zip(pairs, ok) if not k]
 
-def _auc(labels, scores) -> float:
-    from sklearn.metrics import roc_auc_score
-    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else float('nan')
-
-def _pair_accuracy(better) -> dict:
-    "Held-out pair accuracy with its Wilson interval."
+def _pair_accuracy(better, prefix:str='heldout') -> dict:
+    "Pair accuracy (chosen scored above rejected) with its Wilson interval."
     k, n = int(sum(better)), len(better)
     est, lo, hi = rate_ci(k, n)
-    return {'heldout_accuracy': est, 'heldout_accuracy_ci': [lo, hi], 'heldout_pairs': n}
+    return {f'{prefix}_accuracy': est, f'{prefix}_accuracy_ci': [lo, hi], f'{prefix}_pairs': n}
+
+def rm_report(score, pairs_ev:list[dict], cands_ev:list[dict], pairs_tr:list[dict], max_train:int=200, seed:int=0) -> dict:
+    "A reward model judged on held-out tasks, with what explains it: pair accuracy (Wilson) overall and per source, AUC for checker success over the parent's sampled candidates and over the pairs' members (Hanley–McNeil, Mann–Whitney p), and accuracy on training pairs (at most `max_train`) to tell a head that cannot fit (capacity) from one that does not generalise (too few pairs, noisy labels). `score(rows, key)` returns one number per row."
+    import numpy as np
+    out = {}
+    if pairs_ev:
+        sc, sr = score(pairs_ev, 'chosen'), score(pairs_ev, 'rejected')
+        better = sc > sr
+        out |= _pair_accuracy(better)
+        out['heldout_by_source'] = {b: _pair_accuracy([x for x, p in zip(better, pairs_ev) if p['by'] == b], 'heldout')
+                                    for b in sorted({p['by'] for p in pairs_ev})}
+        a = auc_ci([1]*len(sc) + [0]*len(sr), np.r_[sc, sr])
+        out |= {'heldout_auc_pairs': a['auc'], 'heldout_auc_pairs_ci': [a['auc_lo'], a['auc_hi']], 'heldout_auc_pairs_p': a['auc_p']}
+    else: out |= _pair_accuracy([])
+    if cands_ev:
+        a = auc_ci([int(c['success']) for c in cands_ev], score(cands_ev, 'completion'))
+        out |= {'heldout_auc_success': a['auc'], 'heldout_auc_success_ci': [a['auc_lo'], a['auc_hi']], 'heldout_auc_success_p': a['auc_p'],
+                'heldout_candidates_success': a['n_pos'], 'heldout_candidates_failed': a['n_neg']}
+    else: out['heldout_auc_success'] = float('nan')
+    if pairs_tr:
+        import random
+        sub = random.Random(seed).sample(pairs_tr, min(max_train, len(pairs_tr)))
+        out |= _pair_accuracy(score(sub, 'chosen') > score(sub, 'rejected'), 'train')
+    return out
 
 def train_rm(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistry|None=None, out:str|Path|None=None,
              progress:bool=True, track:bool=True) -> dict:
-    "Train the scalar reward model (TRL RewardTrainer) and the reward-vector head; score both on held-out tasks; register both."
+    "Train the scalar reward model (TRL RewardTrainer) and the reward-vector head on the parent policy's backbone; score both on held-out tasks (`rm_report`); register both."
     import numpy as np
     from datasets import Dataset
     from peft import get_peft_model
@@ -51,41 +72,44 @@ def train_rm(cfg:TrainConfig, catalog:Catalog|None=None, registry:AdapterRegistr
     data = preference_data(cfg, catalog, registry, out, progress)
     pairs_tr, pairs_ev = [p for p in data['pairs'] if not p['heldout']], [p for p in data['pairs'] if p['heldout']]
     cands_tr, cands_ev = [c for c in data['candidates'] if not c['heldout']], [c for c in data['candidates'] if c['heldout']]
-    if not pairs_tr: raise ConfigError(f"no training pairs: the parent's {cfg.samples} samples per task never disagreed on {cfg.train_limit} tasks; raise train_limit, samples or sample_temperature")
+    if not pairs_tr: raise ConfigError(f"no training pairs: the parent's {cfg.samples} samples per task never disagreed on {cfg.train_limit} tasks; raise train_limit, samples or sample_temperature, or add hard_negatives")
     base, tok = setup(cfg)
-    sizes = {'pairs_train': len(pairs_tr), 'pairs_heldout': len(pairs_ev), 'candidates_train': len(cands_tr), 'candidates_heldout': len(cands_ev)}
-    ev_ch, ev_rj, ev_c = _texts(tok, pairs_ev, 'chosen'), _texts(tok, pairs_ev, 'rejected'), _texts(tok, cands_ev)
-    ev_succ = [int(c['success']) for c in cands_ev]
+    (pairs_tr, long_tr), (pairs_ev, long_ev) = _fitting(tok, pairs_tr, cfg.max_length), _fitting(tok, pairs_ev, cfg.max_length)
+    if not pairs_tr: raise ConfigError(f"every training pair is longer than max_length={cfg.max_length} tokens; raise max_length")
+    bb = registry.resolve(cfg.parent) if cfg.parent and cfg.rm_backbone == 'parent' else None
+    extra = {'backbone': adapter_tag(bb) if bb else None}   # engine.reward.RewardHead rebuilds this backbone before loading the head
+    sizes = {'pairs_train': len(pairs_tr), 'pairs_heldout': len(pairs_ev), 'candidates_train': len(cands_tr), 'candidates_heldout': len(cands_ev),
+             'pairs_by_source': pair_counts(data['pairs']).to_dict('records'), 'pairs_too_long': dict(Counter(p['by'] for p in long_tr + long_ev))}
     metas = {}
     with tempfile.TemporaryDirectory() as d:
         # scalar head: Bradley-Terry with TRL
         args = TRLRewardConfig(**trl_args(cfg, Path(d)/'rm'), max_length=cfg.max_length, disable_tqdm=not progress)
         ds = Dataset.from_list([{k: p[k] for k in ('prompt', 'chosen', 'rejected')} for p in pairs_tr])
-        trainer = RewardTrainer(model=_seqcls(base, tok, 1), args=args, train_dataset=ds, processing_class=tok,
+        trainer = RewardTrainer(model=reward_backbone(base, 1, tok.pad_token_id, bb), args=args, train_dataset=ds, processing_class=tok,
                                 peft_config=lora(cfg, 'SEQ_CLS'), callbacks=[wall_clock(cfg.max_minutes)])
         result, wall = fit(trainer)
-        sc, sr = score_texts(trainer.model, tok, ev_ch, cfg.max_length)[:, 0], score_texts(trainer.model, tok, ev_rj, cfg.max_length)[:, 0]
-        m = {**sizes, 'rows': len(pairs_tr), **_pair_accuracy(sc > sr),
-             'heldout_auc_success': _auc(ev_succ, score_texts(trainer.model, tok, ev_c, cfg.max_length)[:, 0]) if ev_c else float('nan')}
-        metas['scalar'] = finish(cfg, trainer, result, wall, Path(d)/'scalar', data['entries'], registry, None, cfg.name, m, track)
+        score = lambda rows, key: score_texts(trainer.model, tok, _texts(tok, rows, key), cfg.max_length)[:, 0]
+        s_tr = score(cands_tr, 'completion') if cands_tr else np.zeros(1)
+        m = {**sizes, 'rows': len(pairs_tr), **rm_report(score, pairs_ev, cands_ev, pairs_tr, seed=cfg.seed),
+             'score_mean': float(s_tr.mean()), 'score_std': float(s_tr.std() + 1e-6)}   # the scale RLOO's 'rm' reward standardises with
+        metas['scalar'] = finish(cfg, trainer, result, wall, Path(d)/'scalar', data['entries'], registry, None, cfg.name, m, track, extra=extra)
         # vector head: regress the standardised reward vector
         y = np.array([c['vector'] for c in cands_tr], dtype=np.float32); mu, sd = y.mean(0), y.std(0) + 1e-6
         enc = tok(_texts(tok, cands_tr), truncation=True, max_length=cfg.max_length, add_special_tokens=False)
         ds = Dataset.from_dict({**enc, 'labels': ((y - mu)/sd).tolist()})
-        model = get_peft_model(_seqcls(base, tok, len(VECTOR), problem_type='regression'), lora(cfg, 'SEQ_CLS'))
+        model = get_peft_model(reward_backbone(base, len(VECTOR), tok.pad_token_id, bb, problem_type='regression'), lora(cfg, 'SEQ_CLS'))
         args = TrainingArguments(**trl_args(cfg, Path(d)/'vec'), disable_tqdm=not progress, remove_unused_columns=False)
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=DataCollatorWithPadding(tok), callbacks=[wall_clock(cfg.max_minutes)])
         result, wall = fit(trainer)
         rc = load_reward()
         w = np.array([1.0, 1.0, -rc.lam, -rc.mu, -rc.gamma])   # R's own weights on [r_schema, r_succ, L, C, D]
         pred = lambda texts: score_texts(trainer.model, tok, texts, cfg.max_length)*sd + mu
-        pc = pred(ev_c) if ev_c else np.zeros((0, len(VECTOR)))
+        pc = pred(_texts(tok, cands_ev)) if cands_ev else np.zeros((0, len(VECTOR)))
         yc = np.array([c['vector'] for c in cands_ev]) if cands_ev else np.zeros((0, len(VECTOR)))
         m = {**sizes, 'rows': len(cands_tr), 'label_mean': mu.tolist(), 'label_std': sd.tolist(),
              'heldout_mae': {k: float(np.mean(np.abs(pc[:, i] - yc[:, i]))) for i, k in enumerate(VECTOR)} if len(pc) else None,
-             'heldout_auc_success': _auc(ev_succ, pc[:, VECTOR.index('r_succ')]) if len(pc) else float('nan'),
-             **_pair_accuracy(pred(ev_ch) @ w > pred(ev_rj) @ w if ev_ch else [])}
+             **rm_report(lambda rows, key: pred(_texts(tok, rows, key)) @ w, pairs_ev, cands_ev, pairs_tr, seed=cfg.seed)}
         (Path(d)/'vector').mkdir()
         metas['vector'] = finish(cfg, trainer, result, wall, Path(d)/'vector', data['entries'], registry, None, f'{cfg.name}-vector', m, track,
-                                 extra={'dimensions': list(VECTOR)})
+                                 extra={'dimensions': list(VECTOR), **extra})
     return {**metas['scalar'], 'vector': metas['vector']}

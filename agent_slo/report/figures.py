@@ -214,20 +214,33 @@ def fig_rl_stages(table:pd.DataFrame, wins:pd.DataFrame|None=None, name:str='p2_
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
-def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None) -> list[Path]:
-    "Training curves from each stage's log history ({stage: [log rows]}): the measure each stage optimises, and GRPO's KL."
+def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None, kl_target:float|None=None) -> list[Path]:
+    "Training curves from each stage's log history ({stage: [log rows]}): the measure each stage optimises, GRPO's KL, and RLOO's KL with its adaptive coefficient β (right axis) against `kl_target`."
     import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
+    rewards = lambda s: ['reward', *(f'rewards/{k}/mean' for k in ('rm_score', 'schema', 'success', 'length'))]
     panels = [('sft', ['loss'], 'SFT loss'), ('rm', ['accuracy', 'loss'], 'reward model (train pairs)'),
               ('dpo', ['rewards/margins', 'rewards/accuracies'], 'DPO implicit reward'),
-              ('grpo', [k for k in ('reward', 'rewards/schema/mean', 'rewards/success/mean', 'rewards/length/mean') ], 'GRPO rewards'), ('grpo', ['kl'], 'GRPO KL to SFT')]
+              ('grpo', rewards('grpo'), 'GRPO rewards'), ('grpo', ['kl'], 'GRPO KL to SFT (nats/token)'),
+              ('rloo', rewards('rloo'), 'RLOO shaped rewards'), ('rloo', ['kl', 'beta'], 'RLOO KL to SFT and β')]
     panels = [p for p in panels if histories.get(p[0])]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.4*max(1, len(panels)), 3.0), squeeze=False)
-    for ax, (stage, keys, title) in zip(axes[0], panels):
+    n = max(1, len(panels)); cols = min(4, n); rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3*cols, 2.9*rows), squeeze=False)
+    for ax in axes.flat[n:]: ax.axis('off')
+    for ax, (stage, keys, title) in zip(axes.flat, panels):
         h = pd.DataFrame(histories[stage])
-        for k in keys:
-            if k in h: s = h[['step', k]].dropna(); ax.plot(s['step'], s[k], marker='.', label=k.replace('rewards/', '').replace('/mean', ''))
-        ax.set_title(title); ax.set_xlabel('step'); ax.legend(fontsize=6)
+        if keys == ['kl', 'beta'] and 'beta' in h:
+            s = h[['step', 'kl']].dropna(); ax.plot(s['step'], s['kl'], marker='.', label='KL (nats/token)')
+            if kl_target: ax.axhline(kl_target, ls='--', c='grey', lw=1, label=f'target {kl_target}')
+            ax.set_ylabel('KL'); b = ax.twinx(); s = h[['step', 'beta']].dropna()
+            b.plot(s['step'], s['beta'], c='C3', marker='.', label='β'); b.set_ylabel('β', color='C3'); b.grid(False)
+            lines = ax.get_legend_handles_labels(); more = b.get_legend_handles_labels()
+            ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6)
+        else:
+            for k in keys:
+                if k in h: s = h[['step', k]].dropna(); ax.plot(s['step'], s[k], marker='.', label=k.replace('rewards/', '').replace('/mean', '').replace('rm_score', 'reward model'))
+            ax.legend(fontsize=6)
+        ax.set_title(title); ax.set_xlabel('step')
     fig.tight_layout()
     return save_fig(fig, name, folder)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, statistics
 import numpy as np, pandas as pd
 
-from ..core.stats import rate_ci, ci_cols, bootstrap_ci, paired_rate_diff, mcnemar
+from ..core.stats import rate_ci, ci_cols, bootstrap_ci, bootstrap_interval, paired_rate_diff, mcnemar
 from ..eval import metrics
 
 # %% auto #0
@@ -105,9 +105,16 @@ def paired_delta(df:pd.DataFrame, model:str, reference:str) -> dict:
     p = p[[model, reference]].dropna()
     return {'tasks': len(p), **ci_cols('delta', paired_rate_diff(p[model], p[reference])), 'mcnemar_p': mcnemar(p[model], p[reference])['pvalue']}
 
+def _ratio(p:pd.DataFrame) -> tuple[float, float, float]:
+    "Mean of the first column over the mean of the second, paired by row, with its BCa interval."
+    x, y = p.iloc[:, 0].to_numpy(), p.iloc[:, 1].to_numpy()
+    if len(x) < 2 or y.mean() == 0: return (x.mean()/y.mean() if len(x) and y.mean() else np.nan, np.nan, np.nan)
+    return (float(x.mean()/y.mean()), *bootstrap_interval((x, y), lambda a, b: np.mean(a)/np.mean(b), paired=True, vectorized=False))
+
 def win_rates(df:pd.DataFrame, reference:str, labels:dict|None=None) -> pd.DataFrame:
-    "Each model against `reference` (a model id) on the same accuracy tasks: win 1, tie ½, loss 0 by (success, validity), with a BCa interval; and the paired success difference."
+    "Each model against `reference` (a model id) on the same accuracy tasks: win 1, tie ½, loss 0 by (success, validity), with a BCa interval; the paired success difference; and the ratio of mean completion tokens with a paired BCa interval."
     score = (_paired(df, 'success').astype(float)*2 + _paired(df, 'schema_valid').astype(float))
+    toks = _paired(df, 'completion_tokens').astype(float)
     if reference not in score: raise ValueError(f"reference model {reference!r} has no accuracy records; have: {', '.join(score.columns)}")
     rows = []
     for mid in score.columns:
@@ -116,7 +123,8 @@ def win_rates(df:pd.DataFrame, reference:str, labels:dict|None=None) -> pd.DataF
         w = np.sign(both[mid] - both[reference]).map({1: 1.0, 0: 0.5, -1: 0.0})
         rows.append({'model': (labels or {}).get(mid, mid), 'model_id': mid, 'reference': (labels or {}).get(reference, reference), 'tasks': len(w),
                      'wins': int((w == 1).sum()), 'ties': int((w == 0.5).sum()), 'losses': int((w == 0).sum()),
-                     **ci_cols('win_rate', bootstrap_ci(w)), **{f'success_{k}': v for k, v in paired_delta(df, mid, reference).items() if k != 'tasks'}})
+                     **ci_cols('win_rate', bootstrap_ci(w)), **{f'success_{k}': v for k, v in paired_delta(df, mid, reference).items() if k != 'tasks'},
+                     **ci_cols('tokens_ratio', _ratio(toks[[mid, reference]].dropna()) if mid in toks and reference in toks else (np.nan,)*3)})
     return pd.DataFrame(rows)
 
 # %% ../../nbs/80_report/80_tables.ipynb #0a5d4b9a
