@@ -36,7 +36,7 @@ def _pair_accuracy(better, prefix:str='heldout') -> dict:
     est, lo, hi = rate_ci(k, n)
     return {f'{prefix}_accuracy': est, f'{prefix}_accuracy_ci': [lo, hi], f'{prefix}_pairs': n}
 
-def rm_report(score, pairs_ev:list[dict], cands_ev:list[dict], pairs_tr:list[dict], max_train:int=200, seed:int=0) -> dict:
+def rm_report(score, pairs_ev:list[dict], cands_ev:list[dict], pairs_tr:list[dict], max_train:int=100, seed:int=0) -> dict:
     "A reward model judged on held-out tasks, with what explains it: pair accuracy (Wilson) overall and per source, AUC for checker success over the parent's sampled candidates and over the pairs' members (Hanley–McNeil, Mann–Whitney p), and accuracy on training pairs (at most `max_train`) to tell a head that cannot fit (capacity) from one that does not generalise (too few pairs, noisy labels). `score(rows, key)` returns one number per row."
     import numpy as np
     out = {}
