@@ -47,9 +47,8 @@ def reward_backbone(base:str|Path, num_labels:int, pad_token_id:int, backbone:st
 class RewardHead:
     "One registered reward model (`name`, `name@vN` or a folder): its backbone with the LoRA head, and the label scale of a vector head."
     def __init__(self, spec:str|Path, settings:Settings|None=None, max_length:int=768):
-        import torch
         from peft import PeftModel
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
         s = settings or load_settings()
         self.folder = AdapterRegistry(artifacts_root(s)).resolve(spec)
         kind = json.loads((self.folder/'adapter_config.json').read_text()).get('task_type')
