@@ -89,8 +89,10 @@ def random_reward_head(folder:str|Path, outputs:int=1, settings:Settings|None=No
     "Save a SEQ_CLS LoRA with random weights and `outputs` head outputs on the base model into `folder` (for demos and tests)."
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoTokenizer
     torch.manual_seed(seed)
-    m = AutoModelForSequenceClassification.from_pretrained(base_model(settings or load_settings())[0], num_labels=outputs, dtype=torch.float32)
+    base = base_model(settings or load_settings())[0]
+    tok = AutoTokenizer.from_pretrained(base)
+    m = reward_backbone(base, outputs, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
     get_peft_model(m, LoraConfig(r=2, lora_alpha=4, target_modules=['q_proj'], task_type='SEQ_CLS', init_lora_weights=False)).save_pretrained(folder)
     return Path(folder)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, random, time
 from pathlib import Path
 
-import pandas as pd
+import numpy as np, pandas as pd
 from tqdm.auto import tqdm
 
 from ..core.config import config_hash, project_path
@@ -125,23 +125,14 @@ def _near(v, node:dict, others:list):
         return None if x is None else [x]
     return None
 
-_BM25 = {}   # catalog keys -> its BM25 index (a catalog holds dicts, so it is not hashable itself)
-
-def _bm25(catalog:ToolCatalog):
-    import bm25s
-    if catalog.keys not in _BM25:
-        r = bm25s.BM25(); r.index(bm25s.tokenize(catalog.texts, stopwords='en', show_progress=False), show_progress=False)
-        _BM25.clear(); _BM25[catalog.keys] = r
-    return _BM25[catalog.keys]
-
 def near_miss_function(task:Task, name:str, catalog:ToolCatalog|None=None, k:int=5) -> dict|None:
     "The doc of a function close to `name`'s: another function `task` offers, else the nearest other doc of the tool catalog (BM25 over name, description and parameters)."
     if other := [f for f in task.functions if f['name'] != name]: return other[0]
-    import bm25s
     catalog = catalog or tool_catalog()
     gold = next(f for f in task.functions if f['name'] == name)
-    hits, _ = _bm25(catalog).retrieve(bm25s.tokenize([doc_text(gold)], stopwords='en', show_progress=False), k=min(k + 1, len(catalog)), show_progress=False)
-    return next((catalog.docs[int(i)] for i in hits[0] if catalog.docs[int(i)]['name'] != name), None)
+    s = catalog.bm25.scores([doc_text(gold)])[0]
+    hits = np.argsort(-s, kind='stable')[:k + 1]
+    return next((catalog.docs[int(i)] for i in hits if catalog.docs[int(i)]['name'] != name), None)
 
 def _args_for(doc:dict, args:dict) -> dict:
     "`args` carried over to `doc`'s parameters: by name, then a required parameter takes an unused value of the same JSON type."

@@ -7,11 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
+import numpy as np
+
 from ..core.config import config_hash
 from .bfcl import CATEGORIES, Task, load_bfcl
 
 # %% auto #0
-__all__ = ['doc_key', 'doc_text', 'ToolCatalog', 'build_catalog', 'tool_catalog', 'gold_keys', 'with_tools', 'task_by_id']
+__all__ = ['doc_key', 'doc_text', 'ToolCatalog', 'build_catalog', 'tool_catalog', 'BM25Index', 'gold_keys', 'with_tools',
+           'task_by_id']
 
 # %% ../../nbs/20_tasks/22_catalog.ipynb #c006
 def doc_key(fn:dict) -> str:
@@ -43,6 +46,10 @@ class ToolCatalog:
     @cached_property
     def _pos(self) -> dict: return {k: i for i, k in enumerate(self.keys)}
     def docs_for(self, keys) -> list[dict]: return [self.docs[self.index(k)] for k in keys]
+    @cached_property
+    def bm25(self) -> 'BM25Index':
+        "A BM25 index of `texts`, built once per catalog (tool retrieval, near-miss functions)."
+        return BM25Index(self.texts)
 
 def build_catalog(tasks:list[Task], categories=()) -> ToolCatalog:
     "The de-duplicated docs of `tasks`, in first-seen order."
@@ -55,6 +62,19 @@ def build_catalog(tasks:list[Task], categories=()) -> ToolCatalog:
 def tool_catalog(categories:tuple[str, ...]=tuple(CATEGORIES)) -> ToolCatalog:
     "The catalog of every doc in these BFCL single-turn categories (by default all of them)."
     return build_catalog([t for c in categories for t in load_bfcl(c)], categories)
+
+# %% ../../nbs/20_tasks/22_catalog.ipynb #c0b2
+class BM25Index:
+    "BM25 (bm25s, Lucene's variant) over a list of texts."
+    def __init__(self, texts:list[str], k1:float=1.5, b:float=0.75):
+        import bm25s
+        self._bm25s = bm25s
+        self.model = bm25s.BM25(k1=k1, b=b)
+        self.model.index(bm25s.tokenize(texts, stopwords='en', show_progress=False), show_progress=False)
+        self.n = len(texts)
+    def scores(self, queries:list[str]) -> np.ndarray:
+        toks = self._bm25s.tokenize(list(queries), stopwords='en', return_ids=False, show_progress=False)
+        return np.stack([self.model.get_scores(t) if t else np.zeros(self.n, np.float32) for t in toks]) if toks else np.zeros((0, self.n))
 
 # %% ../../nbs/20_tasks/22_catalog.ipynb #c012
 def gold_keys(task:Task) -> list[str]:

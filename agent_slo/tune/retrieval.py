@@ -15,29 +15,16 @@ import numpy as np, pandas as pd
 from ..core.config import load_settings
 from ..core.stats import bootstrap_ci, rate_ci
 from ..tasks.bfcl import AST_CATEGORIES, Task, subset
-from ..tasks.catalog import ToolCatalog, gold_keys, tool_catalog
+from ..tasks.catalog import BM25Index, ToolCatalog, build_catalog, gold_keys, tool_catalog
 
 # %% auto #0
-__all__ = ['RETRIEVERS', 'query_text', 'BM25Index', 'minilm_path', 'DenseIndex', 'minmax', 'Retriever', 'recall_at_k',
-           'ndcg_at_k', 'retrieval_eval', 'retrieval_table', 'catalog_tasks', 'paired_retrievers']
+__all__ = ['RETRIEVERS', 'query_text', 'minilm_path', 'DenseIndex', 'minmax', 'Retriever', 'recall_at_k', 'ndcg_at_k',
+           'retrieval_eval', 'retrieval_table', 'catalog_tasks', 'paired_retrievers']
 
 # %% ../../nbs/65_tune/65_retrieval.ipynb #c006
 def query_text(task:Task) -> str:
     "The retrieval query of a task: its user turns, joined."
     return ' '.join(m['content'] for m in task.messages if m.get('role') == 'user' and isinstance(m.get('content'), str))
-
-# %% ../../nbs/65_tune/65_retrieval.ipynb #c008
-class BM25Index:
-    "BM25 (bm25s, Lucene's variant) over a list of texts."
-    def __init__(self, texts:list[str], k1:float=1.5, b:float=0.75):
-        import bm25s
-        self._bm25s = bm25s
-        self.model = bm25s.BM25(k1=k1, b=b)
-        self.model.index(bm25s.tokenize(texts, stopwords='en', show_progress=False), show_progress=False)
-        self.n = len(texts)
-    def scores(self, queries:list[str]) -> np.ndarray:
-        toks = self._bm25s.tokenize(list(queries), stopwords='en', return_ids=False, show_progress=False)
-        return np.stack([self.model.get_scores(t) if t else np.zeros(self.n, np.float32) for t in toks]) if toks else np.zeros((0, self.n))
 
 # %% ../../nbs/65_tune/65_retrieval.ipynb #c010
 def minilm_path() -> str:

@@ -20,7 +20,7 @@ from ..tasks.bfcl import Task, subset
 from ..tasks.catalog import ToolCatalog, gold_keys, tool_catalog, with_tools
 from ..agent.toolcall import PROMPTS, AgentConfig
 from ..eval.harness import config_id, run_suite
-from .retrieval import RETRIEVERS, BM25Index, DenseIndex, Retriever, query_text, recall_at_k
+from .retrieval import RETRIEVERS, DenseIndex, Retriever, query_text, recall_at_k
 from .objective import TunerObjective, batch_objective, load_objective
 
 # %% auto #0
@@ -154,7 +154,7 @@ class ToolStack:
     "Tool retrieval for any configuration over one catalog: indexes built once, the reranker loaded on first use."
     def __init__(self, catalog:ToolCatalog|None=None, space:SpaceConfig|None=None, reranker:LLMReranker|None=None):
         self.catalog, self.space = catalog or tool_catalog(), space or load_space()
-        self.bm25, self.dense = BM25Index(self.catalog.texts), DenseIndex(self.catalog.texts)
+        self.bm25, self.dense = self.catalog.bm25, DenseIndex(self.catalog.texts)
         self._reranker = reranker
         self.catalog_id = config_hash({'keys': list(self.catalog.keys)}, 12)
 
