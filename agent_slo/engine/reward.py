@@ -33,11 +33,15 @@ def _num_labels(folder:Path) -> int:
         if not heads: raise ArtifactError(f"{adapter_tag(folder)} has no classification head (score.weight): not a reward model")
         return f.get_slice(heads[0]).get_shape()[0]
 
-def reward_backbone(base:str|Path, num_labels:int, pad_token_id:int, backbone:str|Path|None=None, **kw):
+def reward_backbone(base:str|Path, num_labels:int, pad_token_id:int|None=None, backbone:str|Path|None=None, **kw):
     "A sequence-classification model on `base` with a fresh head of `num_labels`; with `backbone` (a policy adapter folder), its transformer body carries that adapter's chain merged in, so a reward model can start from the SFT policy rather than the base."
     import torch
     from transformers import AutoModelForSequenceClassification
     m = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels, dtype=torch.float32, **kw)
+    if pad_token_id is None:   # the tokenizer's pad token, else its EOS (SmolLM2 pads with EOS)
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(base)
+        pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     m.config.pad_token_id = pad_token_id
     if backbone is not None:
         body = getattr(load_causal_lm(base, backbone), m.base_model_prefix)
@@ -89,10 +93,7 @@ def random_reward_head(folder:str|Path, outputs:int=1, settings:Settings|None=No
     "Save a SEQ_CLS LoRA with random weights and `outputs` head outputs on the base model into `folder` (for demos and tests)."
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer
     torch.manual_seed(seed)
-    base = base_model(settings or load_settings())[0]
-    tok = AutoTokenizer.from_pretrained(base)
-    m = reward_backbone(base, outputs, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    m = reward_backbone(base_model(settings or load_settings())[0], outputs)
     get_peft_model(m, LoraConfig(r=2, lora_alpha=4, target_modules=['q_proj'], task_type='SEQ_CLS', init_lora_weights=False)).save_pretrained(folder)
     return Path(folder)

@@ -15,7 +15,7 @@ import numpy as np, pandas as pd
 from ..core.config import load_settings
 from ..core.stats import bootstrap_ci, rate_ci
 from ..tasks.bfcl import AST_CATEGORIES, Task, subset
-from ..tasks.catalog import BM25Index, ToolCatalog, build_catalog, gold_keys, tool_catalog
+from ..tasks.catalog import BM25Index, ToolCatalog, gold_keys, tool_catalog
 
 # %% auto #0
 __all__ = ['RETRIEVERS', 'query_text', 'minilm_path', 'DenseIndex', 'minmax', 'Retriever', 'recall_at_k', 'ndcg_at_k',
@@ -75,7 +75,7 @@ class Retriever:
     def __post_init__(self):
         if self.kind not in RETRIEVERS: raise ValueError(f"retriever kind must be one of {RETRIEVERS}, got {self.kind!r}")
         if not 0 <= self.w <= 1: raise ValueError(f"the fusion weight w must be in [0, 1], got {self.w}")
-        if self.kind != 'dense' and self.bm25 is None: self.bm25 = BM25Index(self.catalog.texts)
+        if self.kind != 'dense' and self.bm25 is None: self.bm25 = self.catalog.bm25   # the catalog's own, built once
         if self.kind != 'bm25' and self.dense is None: self.dense = DenseIndex(self.catalog.texts)
     def scores(self, queries:list[str]) -> np.ndarray:
         if self.kind == 'bm25': return self.bm25.scores(queries)
