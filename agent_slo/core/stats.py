@@ -115,9 +115,14 @@ def reliability_table(probs, labels, bins:int=10, confidence:float=0.95) -> pd.D
     return pd.DataFrame(rows, columns=['bin', 'lo', 'hi', 'n', 'predicted', 'observed', 'observed_lo', 'observed_hi'])
 
 def ece(probs, labels, bins:int=10) -> float:
-    "Expected calibration error: the count-weighted mean of |observed - predicted| over equal-width bins."
-    t = reliability_table(probs, labels, bins)
-    return float((t['n']*(t['observed'] - t['predicted']).abs()).sum()/t['n'].sum()) if len(t) else math.nan
+    "Expected calibration error: the count-weighted mean of |observed - predicted| over equal-width bins (the bins of `reliability_table`)."
+    p, y = np.asarray(probs, float), np.asarray(labels, float)
+    if p.shape != y.shape: raise ValueError(f"probs and labels need equal lengths, got {p.size} and {y.size}")
+    if not p.size: return math.nan
+    if p.min() < 0 or p.max() > 1: raise ValueError("probabilities must lie in [0, 1]")
+    idx = np.minimum((p*bins).astype(int), bins - 1)      # bincount, not the table: bootstrap intervals call this thousands of times
+    n, sp, sy = (np.bincount(idx, weights=w, minlength=bins) for w in (None, p, y))
+    return float(np.abs(sy - sp).sum()/n.sum())
 
 # %% ../../nbs/00_core/02_stats.ipynb #auc01
 def auc_ci(labels, scores, confidence:float=0.95) -> dict:
