@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, math, os, sys, time
 from pathlib import Path
 
-from ..core.config import ConfigError, Settings, load_settings, preset, project_path
+from ..core.config import ConfigError, Settings, load_settings, preset, project_path, yaml_section
 from ..engine.base import ChatRequest, Completion, EngineError
 from ..engine.client import make_engine
 from ..eval import metrics
@@ -458,6 +458,20 @@ def cmd_risk(s:Settings, args) -> int:
     from agent_slo.risk.models import risk_dir, train_risk
     path = Path(args.name) if args.name.endswith(('.yaml', '.yml')) else project_path('configs', 'risk', f'{args.name}.yaml')
     if not path.exists(): raise ConfigError(f"no risk config {path}; have: {', '.join(sorted(q.stem for q in project_path('configs', 'risk').glob('*.yaml')))}")
+    if 'uplift' in (yaml_section(path, '') or {}):
+        from agent_slo.risk.uplift import train_uplift, uplift_dir
+        model, out = train_uplift(path)
+        tr = out['trial']
+        print(f"{model.meta['config']['name']}: {model.meta['config']['dataset']}, rows {model.meta['rows']}, split {model.meta['split_fingerprint']}; "
+              f"trial test n={tr['n']}: treated {tr['treated']:.3f}, control {tr['control']:.3f}")
+        for k in ('t-learner', 'uplift tree'):
+            r = out[k]
+            print(f"  {k}: Qini {r['qini']:.3f} [{r['qini_lo']:.3f}, {r['qini_hi']:.3f}]{'' if r['qini_lo'] > 0 else ' (not significant)'}; "
+                  f"observed uplift top half {r['top_half_uplift']:+.3f}, bottom half {r['bottom_half_uplift']:+.3f}")
+        for arm, a in out['arms'].items(): print(f"  arm {arm}: n={a['n']}, ECE {a['ece']:.3f}, AUC {a['auc']:.3f}")
+        for k, v in out['exit'].items(): print(f"  exit {k}: {v['value']:.3f} {'met' if v['met'] else 'NOT met'}")
+        print(f"  {out['wall_s']:.0f} s; saved to {uplift_dir(model.meta['config']['name'])}")
+        return 0
     model, m = train_risk(path)
     name = model.meta['config']['name']
     print(f"{name}: {model.meta['config']['dataset']}{' (with leaking columns)' if model.meta['leaks'] else ''}, rows {model.meta['rows']}, "
