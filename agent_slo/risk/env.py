@@ -30,7 +30,7 @@ class RetentionConfig(ConfigModel):
     persuasion_clip: list[float] = [-0.5, 1.0]
     enforce: bool = False                 # a safety layer turns violating offers into no offer, instead of counting them
 
-POOL_COLUMNS = ('churn', 'accept', 'persuasion', 'mrr')
+POOL_COLUMNS = ('churn', 'accept', 'persuasion', 'mrr')   # + optional 'persuasion_est': what the policy sees (default: the truth)
 
 # %% ../../nbs/68_risk/68c_env.ipynb #61dcfe13
 class RetentionEnv(gym.Env):
@@ -42,7 +42,8 @@ class RetentionEnv(gym.Env):
         if missing: raise ValueError(f"the customer pool needs columns {list(POOL_COLUMNS)}; missing {missing}")
         if len(pool) < self.cfg.customers: raise ValueError(f"the pool has {len(pool)} customers, fewer than a cohort of {self.cfg.customers}")
         if len(self.cfg.levels) != len(self.cfg.effect) or self.cfg.levels[0] != 0: raise ValueError("levels and effect need equal lengths, and level 0 (no offer) first")
-        self.pool = pool[list(POOL_COLUMNS)].to_numpy(float)
+        est = pool['persuasion_est'] if 'persuasion_est' in pool else pool['persuasion']
+        self.pool = np.column_stack([pool[list(POOL_COLUMNS)].to_numpy(float), est.to_numpy(float)])
         self.levels, self.effect = np.asarray(self.cfg.levels, float)/100, np.asarray(self.cfg.effect, float)
         self.action_space = gym.spaces.Discrete(len(self.levels))
         self.observation_space = gym.spaces.Box(low=-1.0, high=20.0, shape=(10,), dtype=np.float32)
@@ -51,8 +52,8 @@ class RetentionEnv(gym.Env):
         super().reset(seed=seed)
         c, rng = self.cfg, self.np_random
         self.rows = idx = rng.choice(len(self.pool), size=c.customers, replace=False)     # pool rows of the cohort
-        self.p_churn, self.p_accept, r, self.mrr = self.pool[idx].T
-        self.persuasion = np.clip(r, *c.persuasion_clip)
+        self.p_churn, self.p_accept, r, self.mrr, r_est = self.pool[idx].T
+        self.persuasion, self.persuasion_est = np.clip(r, *c.persuasion_clip), np.clip(r_est, *c.persuasion_clip)
         self.price = self.mrr.copy()                       # monthly revenue in force (after discounts)
         self.discount = np.zeros(c.customers)               # level in force, as a fraction
         self.active = np.ones(c.customers, bool)
@@ -78,7 +79,7 @@ class RetentionEnv(gym.Env):
         c = self.cfg
         if self.pos >= len(self.order): return np.zeros(10, np.float32)
         i = self.order[self.pos]
-        return np.array([self.p_churn[i], self.persuasion[i], self.p_accept[i], self.mrr[i]/self.mrr.mean(), self.discount[i],
+        return np.array([self.p_churn[i], self.persuasion_est[i], self.p_accept[i], self.mrr[i]/self.mrr.mean(), self.discount[i],
                          self._window_contacts(i)/max(c.fatigue_cap, 1), self.t/c.periods, self.pos/max(len(self.order), 1),
                          max(self.budget - self.spent, 0.0)/max(self.budget, 1e-9),
                          max(self.contacts_cap - self.contacts_used, 0)/max(self.contacts_cap, 1)], np.float32)
@@ -86,7 +87,7 @@ class RetentionEnv(gym.Env):
     def customer(self) -> dict:
         "The customer under review and the period's state, for rule-based policies."
         i = self.order[self.pos]
-        return {'i': int(i), 'row': int(self.rows[i]), 'churn': float(self.p_churn[i]), 'accept': float(self.p_accept[i]), 'persuasion': float(self.persuasion[i]),
+        return {'i': int(i), 'row': int(self.rows[i]), 'churn': float(self.p_churn[i]), 'accept': float(self.p_accept[i]), 'persuasion_est': float(self.persuasion_est[i]),
                 'mrr': float(self.mrr[i]), 'discount': float(self.discount[i]), 'window_contacts': self._window_contacts(i),
                 'budget_left': self.budget - self.spent, 'contacts_left': self.contacts_cap - self.contacts_used, 'period': self.t}
 
