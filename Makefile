@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.uplift train.ppo.decision rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -119,6 +119,15 @@ train.risk: install
 
 train.accept: install
 	$(BIN)/agent-slo risk train accept
+
+#   train.uplift        the T-learner on the randomised Voter-Persuasion trial, Qini-validated (and the uplift-tree baseline)
+#   train.ppo.decision  PPO with OmniSafe's Lagrange multiplier on the retention-offer environment, 5 seeds, against the
+#                       propensity, Thompson-sampling and uplift-tree baselines (trains any missing model first); out/p6b
+train.uplift: install
+	$(BIN)/agent-slo risk train uplift
+
+train.ppo.decision: install
+	$(BIN)/agent-slo risk decide
 
 train.sft train.rm train.dpo train.grpo train.rloo: train.%: install
 	$(BIN)/agent-slo train $*

@@ -453,9 +453,29 @@ def cmd_rl(s:Settings, args) -> int:
                               'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')])
 
 
+def _risk_decide(args) -> int:
+    "The decision-policy experiment: train PPO-Lagrangian per seed, play it and the baselines on held-out cohorts, print the table and the exit criteria."
+    from agent_slo.risk.decision import DecisionConfig, decision_table, run_decision, versus_best
+    cfg = DecisionConfig.from_yaml(project_path(args.name or 'configs/risk/decision.yaml'))
+    if args.param: cfg = cfg.with_overrides(**dict(_param(kv) for kv in args.param))
+    res = run_decision(cfg, out=args.out)
+    tab = decision_table(res['episodes'])
+    for _, r in tab.iterrows():
+        print(f"{r['policy']:>15}: NRR {r['nrr']:.4f} [{r['nrr_lo']:.4f}, {r['nrr_hi']:.4f}], offer cost {r['offer_cost_pct']:.1f}% of MRR "
+              f"[{r['offer_cost_pct_lo']:.1f}, {r['offer_cost_pct_hi']:.1f}], violations/episode {r['violations']:.2f}, fatigue over-cap {r['fatigue_overcap']:.2%} "
+              f"(seeds {r['seeds']}, cohorts {r['cohorts']})")
+    vb = versus_best(res['episodes'], cfg)
+    g, c = vb['nrr_gain_pct'], vb['offer_cost_change_pct']
+    print(f"ppo-lagrangian vs {vb['best_baseline']}: NRR {g[0]:+.2f}% [{g[1]:+.2f}, {g[2]:+.2f}], offer cost {c[0]:+.1f}% [{c[1]:+.1f}, {c[2]:+.1f}]")
+    for k, v in vb['exit'].items(): print(f"  exit {k}: {v['value']:.4g} {'met' if v['met'] else 'NOT met'}")
+    print(res['wall'].to_string(index=False)); print(f"tables and policies in {args.out}")
+    return 0
+
 def cmd_risk(s:Settings, args) -> int:
     "Train a calibrated risk model from configs/risk/<name>.yaml (or a YAML path): test AUC, ECE before/after calibration, exit criteria; saved as JSON under artifacts/risk/."
     from agent_slo.risk.models import risk_dir, train_risk
+    if args.action == 'decide': return _risk_decide(args)
+    if not args.name: raise ConfigError("risk train needs a model: churn, accept, uplift or a YAML path")
     path = Path(args.name) if args.name.endswith(('.yaml', '.yml')) else project_path('configs', 'risk', f'{args.name}.yaml')
     if not path.exists(): raise ConfigError(f"no risk config {path}; have: {', '.join(sorted(q.stem for q in project_path('configs', 'risk').glob('*.yaml')))}")
     if 'uplift' in (yaml_section(path, '') or {}):
@@ -615,8 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO, GRPO and RLOO adapters (demo and long) on held-out BFCL dev+test, paired against SFT, reward models, KL traces and figures",
                        'out/rl', "fewer held-out tasks")
     e = sub.add_parser('risk', help="calibrated risk models (P6b): `risk train churn|accept|<yaml>` fits XGBoost + isotonic calibration on a locked split, reports AUC/ECE/Brier against the exit criteria")
-    e.add_argument('action', choices=['train'], help="what to do")
-    e.add_argument('name', help="a config in configs/risk/ (churn, accept, ...) or a YAML path")
+    e.add_argument('action', choices=['train', 'decide'], help="train: one model; decide: the decision-policy experiment (PPO-Lagrangian against the baselines)")
+    e.add_argument('name', nargs='?', help="train: a config in configs/risk/ (churn, accept, uplift) or a YAML path; decide: the experiment's YAML (default configs/risk/decision.yaml)")
+    e.add_argument('--out', default='out/p6b', help="decide: where the tables and policies go")
+    e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="decide: override a config key (JSON values), e.g. -p timesteps=20000 -p 'seeds=[0]'")
     e = sub.add_parser('sweeps', help="run the configuration grid (configs/sweep.yaml), one papermill notebook per point; resumable")
     e.add_argument('--spec', default='configs/sweep.yaml', help="the grid YAML")
     e.add_argument('--out', default='out/sweeps', help="sweep folder: manifest.jsonl and one folder per point")

@@ -9,7 +9,7 @@ import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 'paired_table', 'paired_rate_diff',
+__all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 't_ci', 'paired_table', 'paired_rate_diff',
            'mcnemar', 'paired_diff', 'unpaired_diff', 'reliability_table', 'ece', 'auc_ci']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
@@ -53,6 +53,15 @@ def bootstrap_ci(x, statistic=np.mean, confidence:float=0.95, n_resamples:int=20
     est = float(statistic(a))
     if a.size < 2 or np.all(a == a[0]): return (est, est, est)
     return (est, *bootstrap_interval((a,), statistic, confidence, n_resamples, seed, vectorized=False))
+
+def t_ci(x, confidence:float=0.95) -> tuple[float, float, float]:
+    "(mean, low, high) by Student's t: for a handful of independent replicates (training seeds), where a bootstrap has too few points to resample."
+    a = _finite(x)
+    if a.size == 0: return (math.nan, math.nan, math.nan)
+    m = float(a.mean())
+    if a.size < 2 or np.all(a == a[0]): return (m, m, m)
+    h = float(stats.t.ppf(0.5 + confidence/2, a.size - 1)*a.std(ddof=1)/math.sqrt(a.size))
+    return (m, m - h, m + h)
 
 # %% ../../nbs/00_core/02_stats.ipynb #e07d9442
 def paired_table(x, y) -> tuple[int, int, int, int]:
