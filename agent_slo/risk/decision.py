@@ -20,9 +20,9 @@ from .uplift import TLearner, UpliftConfig, train_uplift, tree_uplift, uplift_di
 from ..tasks.tabular import load_tabular, split_tabular
 
 # %% auto #0
-__all__ = ['PPO_DEFAULTS', 'POLICIES', 'METRICS', 'DecisionConfig', 'customer_pool', 'feasible', 'threshold_policy',
-           'ThompsonLevels', 'train_ppo_lagrangian', 'ppo_policy', 'action_entropy', 'save_policy', 'load_policy',
-           'run_decision', 'decision_table', 'versus_best']
+__all__ = ['PPO_DEFAULTS', 'POLICIES', 'REFERENCES', 'METRICS', 'DecisionConfig', 'customer_pool', 'feasible', 'threshold_policy',
+           'oracle_greedy', 'ThompsonLevels', 'train_ppo_lagrangian', 'ppo_policy', 'action_entropy', 'save_policy',
+           'load_policy', 'run_decision', 'decision_table', 'versus_best']
 
 # %% ../../nbs/68_risk/68e_decision.ipynb #d8a46c72
 class DecisionConfig(ConfigModel):
@@ -100,6 +100,20 @@ def threshold_policy(score, threshold:float, action:int):
         return action if score(env.customer()) >= threshold and feasible(env, action) else 0
     return policy
 
+def oracle_greedy(obs, env:RetentionEnv) -> int:
+    "The reference that knows the true persuasion rate: the feasible offer with the largest positive expected end-of-episode revenue gain."
+    c = env.cfg; cu = env.customer(); i = cu['i']
+    k = c.periods - env.t
+    h = env.p_churn[i] if c.hazard == 'period' else 1 - (1 - env.p_churn[i])**(1/c.periods)
+    if env.discount[i] > 0: return 0
+    s0 = (1 - h)**k
+    best, best_gain = 0, 0.0
+    for a in range(1, len(c.levels)):
+        s = (1 - np.clip(h*(1 - env.persuasion[i]*env.effect[a]), 0, 1))**k
+        gain = env.acceptance(i, a)*((s - s0)*(1 - env.levels[a]) - env.levels[a]*s0)
+        if gain > best_gain and feasible(env, a): best, best_gain = a, gain
+    return best
+
 class ThompsonLevels:
     "Gaussian Thompson sampling over offer levels (arms), on the step reward; infeasible arms are skipped."
     def __init__(self, n_arms:int, seed:int=0, prior_n:float=1.0):
@@ -173,7 +187,8 @@ def load_policy(folder:str|Path, pool:pd.DataFrame, env_cfg:RetentionConfig):
     return model
 
 # %% ../../nbs/68_risk/68e_decision.ipynb #f94d94b5
-POLICIES = ('propensity 10%', 'thompson', 'uplift tree', 'ppo-lagrangian')
+POLICIES = ('propensity 10%', 'thompson', 'uplift tree', 'ppo-lagrangian', 'no offers', 'oracle greedy')
+REFERENCES = ('no offers', 'oracle greedy')        # frame the comparison; not baselines
 
 def run_decision(cfg:DecisionConfig, root=None, out:str|Path|None=None, progress:bool=True) -> dict:
     "Train and evaluate; {'episodes', 'curves', 'entropy', 'wall'} DataFrames, also written as CSV under `out`."
@@ -203,7 +218,7 @@ def run_decision(cfg:DecisionConfig, root=None, out:str|Path|None=None, progress
         env = RetentionEnv(held, env_cfg)
         pols = {'propensity 10%': threshold_policy(lambda cu: cu['churn'], th_churn, ten),
                 'uplift tree': threshold_policy(lambda cu: cu['churn']*cu['persuasion_est'], th_uplift, ten),
-                'ppo-lagrangian': ppo_policy(model)}
+                'ppo-lagrangian': ppo_policy(model), 'no offers': lambda obs, env: 0, 'oracle greedy': oracle_greedy}
         for es in eval_seeds:
             for name, pol in pols.items():
                 rows.append({'seed': seed, 'policy': name, 'cohort': es, **run_episode(env, pol, es)})
@@ -240,7 +255,7 @@ def decision_table(episodes:pd.DataFrame) -> pd.DataFrame:
 def versus_best(episodes:pd.DataFrame, cfg:DecisionConfig, learned:str='ppo-lagrangian') -> dict:
     "The learned policy against the best baseline by NRR: relative NRR gain and offer-cost change (%, paired bootstrap CIs) and the exit criteria."
     tab = decision_table(episodes)
-    base = tab[tab.policy != learned].sort_values('nrr', ascending=False).iloc[0]
+    base = tab[~tab.policy.isin([learned, *REFERENCES])].sort_values('nrr', ascending=False).iloc[0]
     w = episodes.pivot_table(index=['seed', 'cohort'], columns='policy', values=['nrr', 'offer_cost_pct'])
     nrr_gain = paired_diff(100*w['nrr'][learned]/w['nrr'][base.policy].mean(), 100*w['nrr'][base.policy]/w['nrr'][base.policy].mean())
     cost = paired_diff(w['offer_cost_pct'][learned], w['offer_cost_pct'][base.policy])

@@ -28,6 +28,7 @@ class RetentionConfig(ConfigModel):
     fatigue_cap: int = 2                  # contacts allowed ...
     fatigue_window: int = 3               # ... in any this many consecutive periods
     persuasion_clip: list[float] = [-0.5, 1.0]
+    hazard: str = 'horizon'               # 'horizon': churn probability within the episode (hazard 1-(1-p)^(1/T)); 'period': per period
     enforce: bool = False                 # a safety layer turns violating offers into no offer, instead of counting them
 
 POOL_COLUMNS = ('churn', 'accept', 'persuasion', 'mrr')   # + optional 'persuasion_est': what the policy sees (default: the truth)
@@ -42,6 +43,7 @@ class RetentionEnv(gym.Env):
         if missing: raise ValueError(f"the customer pool needs columns {list(POOL_COLUMNS)}; missing {missing}")
         if len(pool) < self.cfg.customers: raise ValueError(f"the pool has {len(pool)} customers, fewer than a cohort of {self.cfg.customers}")
         if len(self.cfg.levels) != len(self.cfg.effect) or self.cfg.levels[0] != 0: raise ValueError("levels and effect need equal lengths, and level 0 (no offer) first")
+        if self.cfg.hazard not in ('horizon', 'period'): raise ValueError(f"hazard must be 'horizon' or 'period', got {self.cfg.hazard!r}")
         est = pool['persuasion_est'] if 'persuasion_est' in pool else pool['persuasion']
         self.pool = np.column_stack([pool[list(POOL_COLUMNS)].to_numpy(float), est.to_numpy(float)])
         self.levels, self.effect = np.asarray(self.cfg.levels, float)/100, np.asarray(self.cfg.effect, float)
@@ -120,7 +122,8 @@ class RetentionEnv(gym.Env):
             reward -= self.price[i] - new_price
             self.price[i], self.discount[i] = new_price, self.levels[a]
         k = int(np.searchsorted(self.levels, self.discount[i]))
-        hazard = np.clip(self.p_churn[i]*(1 - self.persuasion[i]*self.effect[k]*(self.discount[i] > 0)), 0.0, 1.0)
+        h = self.p_churn[i] if c.hazard == 'period' else 1 - (1 - self.p_churn[i])**(1/c.periods)
+        hazard = np.clip(h*(1 - self.persuasion[i]*self.effect[k]*(self.discount[i] > 0)), 0.0, 1.0)
         churned = bool(rng.uniform() < hazard)
         if churned:
             reward -= self.price[i]; self.active[i] = False; self.totals['churned'] += 1
