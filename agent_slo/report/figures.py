@@ -16,7 +16,8 @@ from .tables import config_label
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
            'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval', 'fig_tuner_rewards',
-           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary', 'fig_controller_training', 'fig_controller']
+           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary', 'fig_controller_training', 'fig_controller',
+           'fig_risk_models', 'fig_decision_curves', 'fig_decision_policies']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -526,5 +527,69 @@ def fig_controller(arms:pd.DataFrame, name:str='p3_controller', folder=None) -> 
                      ctl.assign(kind='search (all decoded)', tokens=ctl['decoded_tokens'])])
     sns.boxplot(data=tok, x='arm', y='tokens', hue='kind', ax=axes[2], palette='colorblind', fliersize=2, order=[a for a in ('greedy', 'sampled', 'controller') if a in set(arms['arm'])])
     axes[2].set(title='tokens per task', xlabel=None, ylabel='tokens'); axes[2].legend(frameon=False, fontsize=7, title=None)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+# %% ../../nbs/80_report/81_figures.ipynb #p6b1
+def fig_risk_models(scores:pd.DataFrame, bins:int=10, name:str='p6b_risk_models', folder=None) -> list[Path]:
+    "ROC curves and reliability diagrams (raw and calibrated) of calibrated risk models; `scores` has columns model, y, raw, cal (test rows)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    from sklearn.metrics import roc_curve
+    from agent_slo.core.stats import auc_ci, ece, reliability_table
+    sns.set_theme(style='whitegrid', context='paper')
+    models = list(dict.fromkeys(scores['model']))
+    fig, axes = plt.subplots(1, 1 + len(models), figsize=(3.4*(1 + len(models)), 3.3))
+    ax = axes[0]; ax.plot([0, 1], [0, 1], c='grey', ls='--', lw=0.8)
+    for k, m in enumerate(models):
+        d = scores[scores['model'] == m]; a = auc_ci(d['y'], d['cal'])
+        fpr, tpr, _ = roc_curve(d['y'], d['cal'])
+        ax.plot(fpr, tpr, c=f'C{k}', label=f"{m}: AUC {a['auc']:.3f} [{a['auc_lo']:.3f}, {a['auc_hi']:.3f}], n={len(d)}")
+    ax.set(title='ROC (calibrated scores, test part)', xlabel='false positive rate', ylabel='true positive rate'); ax.legend(fontsize=6, loc='lower right')
+    for ax, m in zip(axes[1:], models):
+        d = scores[scores['model'] == m]
+        ax.plot([0, 1], [0, 1], c='grey', ls='--', lw=0.8)
+        for col, lab, c in (('raw', 'XGBoost', 'C7'), ('cal', 'isotonic', 'C0')):
+            t = reliability_table(d[col], d['y'], bins)
+            ax.errorbar(t['predicted'], t['observed'], yerr=_yerr(t, 'observed'), marker='o', ms=3, lw=1, capsize=2, c=c,
+                        label=f"{lab}: ECE {ece(d[col], d['y'], bins):.3f}")
+        ax.set(title=f'{m}: reliability', xlabel='predicted probability', ylabel='observed rate (Wilson 95%)', xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=6, loc='upper left')
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_decision_curves(curves:pd.DataFrame, cost_limit:float|None=None, name:str='p6b_learning_curves', folder=None) -> list[Path]:
+    "PPO-Lagrangian learning curves per rollout (`curves`: seed, timesteps, nrr, offer_cost_pct, violations, lambda): mean over seeds with the band of seeds."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    panels = [('nrr', 'NRR (training cohorts)'), ('offer_cost_pct', 'offer cost (% of starting MRR)'), ('violations', 'violations per episode'), ('lambda', 'Lagrange multiplier λ')]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 2.9))
+    for ax, (col, title) in zip(axes, panels):
+        sns.lineplot(data=curves, x='timesteps', y=col, ax=ax, errorbar=('pi', 100), lw=1)
+        if col == 'violations':
+            ax.set_yscale('symlog', linthresh=1)
+            if cost_limit is not None: ax.axhline(cost_limit, c='grey', ls='--', lw=0.8, label=f'limit d = {cost_limit:g}'); ax.legend(fontsize=6)
+        ax.set(title=title, xlabel='environment steps', ylabel=None)
+    fig.suptitle(f"mean over {curves['seed'].nunique()} seeds; band: range of seeds", fontsize=8, y=1.02)
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_decision_policies(table:pd.DataFrame, entropy:pd.DataFrame|None=None, name:str='p6b_policies', folder=None) -> list[Path]:
+    "NRR and offer cost per policy with t intervals over seeds (`table` from `risk.decision.decision_table`), and the learned policy's action-entropy histogram."
+    import matplotlib.pyplot as plt, seaborn as sns
+    sns.set_theme(style='whitegrid', context='paper')
+    n = 3 if entropy is not None and len(entropy) else 2
+    fig, axes = plt.subplots(1, n, figsize=(4.2*n, 3.2))
+    t = table.reset_index(drop=True)
+    for ax, col, title in ((axes[0], 'nrr', 'NRR (held-out cohorts)'), (axes[1], 'offer_cost_pct', 'offer cost (% of starting MRR)')):
+        ax.barh(t['policy'], t[col], xerr=_yerr(t, col), color=[f'C{i}' for i in range(len(t))], capsize=3)
+        ax.invert_yaxis(); ax.set(title=title, xlabel=f"mean over seeds, t 95% CI (n = {int(t['seeds'].max())} seeds)")
+        if col == 'nrr':
+            lo = float((t['nrr_lo']).min()); hi = float((t['nrr_hi']).max()); pad = max(hi - lo, 1e-3)*0.3
+            ax.set_xlim(lo - pad, hi + pad)
+        if ax is not axes[0]: ax.set_yticklabels([])
+    if n == 3:
+        sns.histplot(entropy['entropy'], bins=30, ax=axes[2], stat='proportion')
+        axes[2].axvline(np.log(4), c='grey', ls='--', lw=0.8, label='uniform over 4 levels'); axes[2].legend(fontsize=6)
+        axes[2].set(title='learned policy: action entropy per decision', xlabel='entropy (nats)')
     fig.tight_layout()
     return save_fig(fig, name, folder)
