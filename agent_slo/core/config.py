@@ -102,6 +102,8 @@ class Settings(BaseModel):
     reward_model: str = Field('tool-rm', description="POST /reward: the registered scalar reward model; its vector head is registered as <name>-vector")
     feedback_dir: Path|None = Field(None, description="where POST /feedback appends (fsynced), and where served responses are kept for it; none: feedback off")
     tuner_dir: Path = Field(Path('out/tuner'), description="POST /tuner/evaluate and the gateway's configuration rollouts: their records, evaluations and decisions")
+    decision_policy: Path|None = Field(None, description="POST /decide: a retention-offer policy saved by `agent-slo risk decide` (out/p6b/policies/seed0); FORCE_BASELINE serves the baseline's decision instead")
+    decide_log: Path = Field(Path('out/decide/decisions.jsonl'), description="POST /decide: every request with the learned and the baseline decision (shadow scoring)")
     controller_dir: Path|None = Field(None, description="a trained decoding controller (`control.mcts.save_net`'s folder): in-process transformers backends then decode requests that ask `controller: true` with it")
     manifold: Path = Field(Path('configs/manifold.yaml'), description="the reward manifold: the dimensions a teacher rates, their ranges, and the checker-grounded ones (YAML)")
     teacher_api_base: str|None = Field(None, description="the manifold's teacher: any OpenAI-compatible endpoint (LM Studio, vLLM, a gateway); none: the embedded model, whose labels are weak")
@@ -147,7 +149,7 @@ ENV_VARS = {
     'AGENT_SLO_THREADS': 'threads', 'AGENT_SLO_SEED': 'seed', 'AGENT_SLO_CACHE_DIR': 'cache_dir',
     'AGENT_SLO_OUT': 'out_dir', 'AGENT_SLO_ARTIFACTS': 'artifacts_dir', 'AGENT_SLO_HOST': 'serve_host', 'AGENT_SLO_PORT': 'serve_port',
     'AGENT_SLO_SERVE_API_KEY': 'serve_api_key', 'AGENT_SLO_MAX_QUEUE': 'max_queue',
-    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_BASELINE': 'baseline', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'AGENT_SLO_TUNER_DIR': 'tuner_dir', 'AGENT_SLO_CONTROLLER': 'controller_dir', 'AGENT_SLO_REWARD_MODEL': 'reward_model', 'AGENT_SLO_MANIFOLD': 'manifold', 'TEACHER_API_BASE': 'teacher_api_base', 'TEACHER_MODEL': 'teacher_model', 'TEACHER_API_KEY': 'teacher_api_key', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
+    'AGENT_SLO_MAX_BATCH': 'max_batch', 'AGENT_SLO_BACKENDS': 'backends', 'AGENT_SLO_SERVE_RECORDS': 'serve_records', 'AGENT_SLO_ALERTS': 'alerts', 'AGENT_SLO_BASELINE': 'baseline', 'AGENT_SLO_CANDIDATE': 'candidate', 'AGENT_SLO_ROLLOUT': 'rollout_mode', 'CANARY_PERCENT': 'canary_percent', 'FORCE_BASELINE': 'force_baseline', 'AGENT_SLO_FEEDBACK_DIR': 'feedback_dir', 'AGENT_SLO_TUNER_DIR': 'tuner_dir', 'AGENT_SLO_DECISION_POLICY': 'decision_policy', 'AGENT_SLO_DECIDE_LOG': 'decide_log', 'AGENT_SLO_CONTROLLER': 'controller_dir', 'AGENT_SLO_REWARD_MODEL': 'reward_model', 'AGENT_SLO_MANIFOLD': 'manifold', 'TEACHER_API_BASE': 'teacher_api_base', 'TEACHER_MODEL': 'teacher_model', 'TEACHER_API_KEY': 'teacher_api_key', 'WANDB_PROJECT': 'wandb_project', 'WANDB_ENTITY': 'wandb_entity',
     'WANDB_DIR': 'wandb_dir', 'WANDB_MODE': 'wandb_mode',
 }
 OWN_PREFIXES = ('AGENT_SLO_', 'AOFW_')  # an unknown variable with these prefixes is a typo, not someone else's

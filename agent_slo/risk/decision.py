@@ -22,7 +22,7 @@ from ..tasks.tabular import load_tabular, split_tabular
 # %% auto #0
 __all__ = ['PPO_DEFAULTS', 'POLICIES', 'REFERENCES', 'METRICS', 'DecisionConfig', 'customer_pool', 'feasible', 'threshold_policy',
            'oracle_greedy', 'ThompsonLevels', 'train_ppo_lagrangian', 'ppo_policy', 'action_entropy', 'save_policy',
-           'load_policy', 'run_decision', 'decision_table', 'versus_best']
+           'SavedPolicy', 'load_policy', 'run_decision', 'decision_table', 'versus_best']
 
 # %% ../../nbs/68_risk/68e_decision.ipynb #d8a46c72
 class DecisionConfig(ConfigModel):
@@ -170,21 +170,32 @@ def save_policy(model, folder:str|Path, meta:dict) -> Path:
     from safetensors.torch import save_file
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.policy.state_dict().items()}, str(folder/'policy.safetensors'))
-    atomic_write(folder/'POLICY.json', json.dumps({'kind': 'agent-slo/ppo-lagrangian', 'sha256': sha256_file(folder/'policy.safetensors'), **meta}, indent=1, default=str))
+    atomic_write(folder/'POLICY.json', json.dumps({'kind': 'agent-slo/ppo-lagrangian', 'sha256': sha256_file(folder/'policy.safetensors'),
+                                                   'obs_dim': int(model.observation_space.shape[0]), 'n_actions': int(model.action_space.n), **meta}, indent=1, default=str))
     return folder
 
-def load_policy(folder:str|Path, pool:pd.DataFrame, env_cfg:RetentionConfig):
-    "A saved policy, rebuilt and checked against its checksum; `ArtifactError` otherwise."
+class SavedPolicy:
+    "A loaded decision policy: `predict(obs, deterministic)` like stable-baselines3's, and the metadata it was saved with."
+    def __init__(self, policy, meta:dict): self.policy, self.meta = policy, meta
+    def predict(self, obs, deterministic:bool=True): return self.policy.predict(np.asarray(obs, np.float32), deterministic=deterministic)
+
+def load_policy(folder:str|Path) -> SavedPolicy:
+    "A saved policy, rebuilt from its spaces and checked against its checksum; `ArtifactError` otherwise (nothing is unpickled)."
+    import gymnasium as gym
     from safetensors.torch import load_file
-    from stable_baselines3 import PPO
+    from stable_baselines3.common.policies import ActorCriticPolicy
     folder = Path(folder); f = folder/'POLICY.json'
-    if not f.exists(): raise ArtifactError(f"{folder}: no POLICY.json; not a saved decision policy")
-    meta = json.loads(f.read_text())
+    if not f.exists(): raise ArtifactError(f"{folder}: no POLICY.json; not a saved decision policy (agent-slo risk decide writes them)")
+    try: meta = json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise ArtifactError(f"{f}: not valid JSON ({e})") from None
     if meta.get('kind') != 'agent-slo/ppo-lagrangian': raise ArtifactError(f"{folder}: kind {meta.get('kind')!r} is not a PPO-Lagrangian policy")
-    if sha256_file(folder/'policy.safetensors') != meta.get('sha256'): raise ArtifactError(f"{folder}: policy.safetensors changed since it was saved")
-    model = PPO('MlpPolicy', RetentionEnv(pool, env_cfg), device='cpu', **{**PPO_DEFAULTS, **meta.get('ppo', {})})
-    model.policy.load_state_dict(load_file(str(folder/'policy.safetensors')))
-    return model
+    if not (folder/'policy.safetensors').exists() or sha256_file(folder/'policy.safetensors') != meta.get('sha256'):
+        raise ArtifactError(f"{folder}: policy.safetensors is missing or changed since it was saved")
+    policy = ActorCriticPolicy(gym.spaces.Box(-1.0, 20.0, (meta['obs_dim'],), np.float32), gym.spaces.Discrete(meta['n_actions']), lambda _: 0.0)
+    try: policy.load_state_dict(load_file(str(folder/'policy.safetensors')))
+    except Exception as e: raise ArtifactError(f"{folder}: the weights do not fit the policy ({type(e).__name__}: {e})") from None
+    policy.set_training_mode(False)
+    return SavedPolicy(policy, meta)
 
 # %% ../../nbs/68_risk/68e_decision.ipynb #f94d94b5
 POLICIES = ('propensity 10%', 'thompson', 'uplift tree', 'ppo-lagrangian', 'no offers', 'oracle greedy')
@@ -209,7 +220,8 @@ def run_decision(cfg:DecisionConfig, root=None, out:str|Path|None=None, progress
         model, mult, hist = train_ppo_lagrangian(train, env_cfg, seed, cfg.timesteps, cfg.n_envs, cfg.ppo, cfg.multiplier, cfg.multiplier_kw, cfg.cost_limit)
         wall[f'ppo seed {seed}'] = time.perf_counter() - t1
         curves += [{'seed': seed, **h} for h in hist]
-        if out: save_policy(model, Path(out)/'policies'/f'seed{seed}', {'seed': seed, 'ppo': cfg.ppo, 'config_hash': cfg.hash})
+        if out: save_policy(model, Path(out)/'policies'/f'seed{seed}', {'seed': seed, 'ppo': cfg.ppo, 'config_hash': cfg.hash, 'levels': env_cfg.levels,
+                                                                         'baseline': {'policy': 'propensity 10%', 'threshold': th_churn, 'action': ten}})
         t1 = time.perf_counter()
         ts = ThompsonLevels(len(env_cfg.levels), seed=seed)
         tenv = RetentionEnv(train, env_cfg)

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 from ..core.config import ConfigModel
 
 # %% auto #0
-__all__ = ['POOL_COLUMNS', 'RetentionConfig', 'RetentionEnv', 'run_episode']
+__all__ = ['POOL_COLUMNS', 'OBS_FIELDS', 'RetentionConfig', 'observation', 'RetentionEnv', 'run_episode']
 
 # %% ../../nbs/68_risk/68c_env.ipynb #3df364eb
 class RetentionConfig(ConfigModel):
@@ -32,6 +32,15 @@ class RetentionConfig(ConfigModel):
     enforce: bool = False                 # a safety layer turns violating offers into no offer, instead of counting them
 
 POOL_COLUMNS = ('churn', 'accept', 'persuasion', 'mrr')   # + optional 'persuasion_est': what the policy sees (default: the truth)
+OBS_FIELDS = ('churn', 'persuasion_est', 'accept', 'mrr_rel', 'discount', 'fatigue_used', 'episode_progress', 'period_progress', 'budget_left', 'contacts_left')
+
+def observation(fields:dict) -> np.ndarray:
+    "The observation vector from its named fields (`OBS_FIELDS`): the environment and the gateway's /decide build it the same way."
+    missing = [f for f in OBS_FIELDS if f not in fields]
+    if missing: raise KeyError(f"an observation needs {list(OBS_FIELDS)}; missing {missing}")
+    v = np.array([float(fields[f]) for f in OBS_FIELDS], np.float32)
+    if not np.all(np.isfinite(v)): raise ValueError(f"observation fields must be finite numbers, got {dict(zip(OBS_FIELDS, v.tolist()))}")
+    return v
 
 # %% ../../nbs/68_risk/68c_env.ipynb #61dcfe13
 class RetentionEnv(gym.Env):
@@ -77,14 +86,16 @@ class RetentionEnv(gym.Env):
         lo = max(0, self.t - self.cfg.fatigue_window + 1)
         return int(self.contacts[lo:self.t + 1, i].sum())
 
+    def features(self) -> dict:
+        "The observation's fields for the customer under review (`OBS_FIELDS`)."
+        c = self.cfg; i = self.order[self.pos]
+        return {'churn': self.p_churn[i], 'persuasion_est': self.persuasion_est[i], 'accept': self.p_accept[i], 'mrr_rel': self.mrr[i]/self.mrr.mean(),
+                'discount': self.discount[i], 'fatigue_used': self._window_contacts(i)/max(c.fatigue_cap, 1), 'episode_progress': self.t/c.periods,
+                'period_progress': self.pos/max(len(self.order), 1), 'budget_left': max(self.budget - self.spent, 0.0)/max(self.budget, 1e-9),
+                'contacts_left': max(self.contacts_cap - self.contacts_used, 0)/max(self.contacts_cap, 1)}
+
     def _obs(self) -> np.ndarray:
-        c = self.cfg
-        if self.pos >= len(self.order): return np.zeros(10, np.float32)
-        i = self.order[self.pos]
-        return np.array([self.p_churn[i], self.persuasion_est[i], self.p_accept[i], self.mrr[i]/self.mrr.mean(), self.discount[i],
-                         self._window_contacts(i)/max(c.fatigue_cap, 1), self.t/c.periods, self.pos/max(len(self.order), 1),
-                         max(self.budget - self.spent, 0.0)/max(self.budget, 1e-9),
-                         max(self.contacts_cap - self.contacts_used, 0)/max(self.contacts_cap, 1)], np.float32)
+        return np.zeros(len(OBS_FIELDS), np.float32) if self.pos >= len(self.order) else observation(self.features())
 
     def customer(self) -> dict:
         "The customer under review and the period's state, for rule-based policies."

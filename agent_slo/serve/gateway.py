@@ -1004,6 +1004,8 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         if url not in loopback: loopback[url] = gateway_engine(url, api_key=key or 'none')
         return loopback[url]
     app.state.tuner = add_tuner_routes(app, s, auth, engine_for, lambda status, message, code=None, param=None: _error(status, message, code=code, param=param))
+    from agent_slo.serve.decide import add_decide_routes   # POST /decide: the risk chapter's retention-offer policy beside its baseline
+    app.state.decide = add_decide_routes(app, s, auth, lambda status, message, code=None, param=None: _error(status, message, code=code, param=param))
 
     try: dims = [{'name': d.name, 'range': d.range, 'description': d.description} for d in load_manifold(s.manifold).dimensions]
     except ConfigError as e: dims = []; log.warning(f"the session page shows no dimension sliders: {e}")
