@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.uplift train.ppo.decision rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -128,6 +128,10 @@ train.uplift: install
 
 train.ppo.decision: install
 	$(BIN)/agent-slo risk decide
+
+# P6b: the risk models, uplift, and the decision policy against its baselines, rendered as a paper draft (out/p6b/paper)
+p6b: install
+	$(BIN)/agent-slo p6b
 
 train.sft train.rm train.dpo train.grpo train.rloo: train.%: install
 	$(BIN)/agent-slo train $*

@@ -17,7 +17,7 @@ __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_li
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
            'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
-           'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
+           'cmd_p6b', 'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -471,6 +471,12 @@ def _risk_decide(args) -> int:
     print(res['wall'].to_string(index=False)); print(f"tables and policies in {args.out}")
     return 0
 
+def cmd_p6b(s:Settings, args) -> int:
+    "P6b: calibrated risk models, uplift on the trial, and PPO-Lagrangian against the baselines on the retention-offer environment."
+    return _experiment(s, args, 'p6b', 'p6_decision', [
+        ('p6b_risk.csv', ['model', 'n', 'positives', 'auc_cal', 'auc_cal_lo', 'auc_cal_hi', 'ece_raw', 'ece_cal', 'ece_cal_floor', 'brier_cal', 'auc_met', 'ece_met'], 'P6b risk models (test part)'),
+        ('p6b_policies.csv', ['policy', 'seeds', 'nrr', 'nrr_lo', 'nrr_hi', 'offer_cost_pct', 'offer_cost_pct_lo', 'offer_cost_pct_hi', 'violations', 'fatigue_overcap'], 'P6b policies (held-out cohorts)')])
+
 def cmd_risk(s:Settings, args) -> int:
     "Train a calibrated risk model from configs/risk/<name>.yaml (or a YAML path): test AUC, ECE before/after calibration, exit criteria; saved as JSON under artifacts/risk/."
     from agent_slo.risk.models import risk_dir, train_risk
@@ -624,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
                             ('p3-controller', 'P3b: the decoding controller: self-play with MCTS on the BFCL train split, training, then controller against greedy and sampled decoding (paired)', 'out/p3-controller'),
                             ('p4', 'P4: scheduling policies (FCFS, SJF, EDF, admission) and KV/batching knobs on the managed vLLM, with the serving simulator', 'out/p4'),
                             ('tune', 'P6a: the auto-tuner: a grid logged through the gateway, PPO against UCB, Thompson, Optuna and the grid at equal budget, OPE, a shadow and a canary', 'out/p6'),
+                            ('p6b', 'P6b: calibrated churn and acceptance models, uplift on a randomised trial, and PPO with a Lagrange multiplier against three baselines on a retention-offer environment', 'out/p6b'),
                             ('p5', 'P5: budgeted self-consistency: fixed N, ESC and Adaptive-Consistency, savings with CIs', 'out/p5'),
                             ('bfcl', 'BFCL as a whole: every offline category in JSON, prompt and FC modes, adapters, format sensitivity, multi-turn episodes, leaderboard groups', 'out/bfcl')):
         _experiment_parser(sub, name, text, out)
@@ -654,7 +661,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl, 'risk': cmd_risk}
+            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl, 'risk': cmd_risk, 'p6b': cmd_p6b}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}
