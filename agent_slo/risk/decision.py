@@ -206,7 +206,7 @@ def run_decision(cfg:DecisionConfig, root=None, out:str|Path|None=None, progress
     from tqdm.auto import tqdm
     env_cfg = cfg.env_config
     t0 = time.perf_counter()
-    pools = customer_pool(cfg, root, Catalog(Path(root)) if root else None)
+    pools = customer_pool(cfg, root, Catalog(Path(root)) if root else Catalog())
     wall = {'pool': time.perf_counter() - t0}
     train, held = pools['train'], pools['eval']
     q = 1 - env_cfg.contact_fraction

@@ -10,10 +10,10 @@ from typing import ClassVar
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, artifacts_root, atomic_write, sha256_file
+from ..core.artifacts import ArtifactError, Catalog, artifacts_root, atomic_write, sha256_file
 from ..core.config import ConfigModel, project_path
 from ..core.stats import auc_ci, bootstrap_interval, ece, reliability_table
-from ..tasks.tabular import check_split, feature_columns, load_tabular, split_tabular
+from ..tasks.tabular import check_split, ensure_catalogued, feature_columns, load_tabular, split_tabular
 
 # %% auto #0
 __all__ = ['XGB_DEFAULTS', 'RISK_FILES', 'FeatureSpec', 'Isotonic', 'RiskConfig', 'CalibratedRisk', 'evaluate_risk',
@@ -204,6 +204,7 @@ def train_risk(cfg:RiskConfig|str|Path, root:str|Path|None=None, save:bool=True)
     df = load_tabular(cfg.dataset, leaks=cfg.leaks)
     parts = split_tabular(df, cfg.seed, cfg.fractions)
     fp = check_split(parts, cfg.split_fingerprint, where=f'risk model {cfg.name!r}')
+    ensure_catalogued(cfg.dataset + ('-with-leaks' if cfg.leaks else ''), parts, Catalog(root) if root else None, seed=cfg.seed)
     meta = {'config': cfg.model_dump(mode='json'), 'config_hash': cfg.hash, 'split_fingerprint': fp, 'leaks': cfg.leaks,
             'rows': {p: len(v) for p, v in parts.items()}}
     model = CalibratedRisk.fit(parts['train'], parts['calib'], cfg.xgb, cfg.seed, early_stopping_fraction=cfg.early_stopping_fraction,

@@ -10,11 +10,11 @@ from typing import ClassVar
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, artifacts_root, atomic_write
+from ..core.artifacts import ArtifactError, Catalog, artifacts_root, atomic_write
 from ..core.config import ConfigModel, project_path
 from ..core.stats import auc_ci, bootstrap_interval, ece, rate_ci
 from .models import CalibratedRisk, FeatureSpec, load_risk, save_risk
-from ..tasks.tabular import check_split, load_tabular, split_tabular
+from ..tasks.tabular import check_split, ensure_catalogued, load_tabular, split_tabular
 
 # %% auto #0
 __all__ = ['qini_curve', 'qini_coefficient', 'UpliftConfig', 'TLearner', 'uplift_deciles', 'uplift_report', 'uplift_tree',
@@ -146,6 +146,7 @@ def train_uplift(cfg:UpliftConfig|str|Path, root:str|Path|None=None, save:bool=T
     if 'treatment' not in df: raise ArtifactError(f"{cfg.dataset!r} has no treatment column: uplift needs a randomised trial")
     parts = split_tabular(df, cfg.seed, cfg.fractions)
     fp = check_split(parts, cfg.split_fingerprint, where=f'uplift model {cfg.name!r}')
+    ensure_catalogued(cfg.dataset, parts, Catalog(root) if root else None, seed=cfg.seed)
     model = TLearner.fit(parts['train'], parts['calib'], cfg.xgb, cfg.seed,
                          meta={'calibrated_arms': cfg.calibrated_arms, 'config': cfg.model_dump(mode='json'), 'config_hash': cfg.hash, 'split_fingerprint': fp, 'rows': {p: len(v) for p, v in parts.items()}})
     test = parts['test']; y, t = test['y'].to_numpy(), test['treatment'].to_numpy()

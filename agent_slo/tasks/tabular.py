@@ -14,7 +14,8 @@ from ..core.artifacts import ArtifactError, Catalog, sha256_file
 
 # %% auto #0
 __all__ = ['TABULAR', 'PARTS', 'TabularSource', 'tabular_source', 'tabular_file', 'load_tabular', 'feature_columns',
-           'split_tabular', 'split_fingerprint', 'check_split', 'catalog_tabular', 'load_catalogued']
+           'split_tabular', 'split_fingerprint', 'check_split', 'catalog_tabular', 'ensure_catalogued',
+           'load_catalogued']
 
 # %% ../../nbs/20_tasks/23_tabular.ipynb #e1a03feb
 @dataclass(frozen=True)
@@ -124,6 +125,16 @@ def catalog_tabular(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|Non
     cat = catalog or Catalog(); src = tabular_source(name); fp = split_fingerprint(parts)
     return {p: cat.add(f'{name}-{p}', [_row(r) for r in parts[p].reset_index().to_dict('records')],
                        source=f'{src.package}/{src.path} sha256:{src.sha256[:12]}', split=p, fingerprint=fp, **meta) for p in PARTS}
+
+def ensure_catalogued(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|None=None, **meta) -> dict:
+    "Catalog a split unless the catalog already holds these exact parts (same fingerprint, checksums intact)."
+    cat = catalog or Catalog(); fp = split_fingerprint(parts); have = cat.entries()
+    try:
+        if all(have.get(f'{name}-{p}', {}).get('fingerprint') == fp for p in PARTS):
+            for p in PARTS: cat.verify(f'{name}-{p}')
+            return {p: have[f'{name}-{p}'] for p in PARTS}
+    except ArtifactError: pass
+    return catalog_tabular(name, parts, cat, **meta)
 
 def load_catalogued(name:str, part:str, catalog:Catalog|None=None) -> pd.DataFrame:
     "A catalogued part back as a DataFrame indexed by row id (checksum verified by the catalog)."
