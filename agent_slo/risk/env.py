@@ -70,6 +70,7 @@ class RetentionEnv(gym.Env):
         self.active = np.ones(c.customers, bool)
         self.contacts = np.zeros((c.periods, c.customers), int)
         self.mrr0 = float(self.mrr.sum())
+        self.u_accept, self.u_churn = rng.uniform(size=(c.periods, c.customers)), rng.uniform(size=(c.periods, c.customers))   # common random numbers
         self.t, self.totals = 0, {k: 0.0 for k in ('offer_cost', 'contacts', 'accepted', 'churned', 'budget_violations',
                                                    'contact_violations', 'fatigue_violations', 'decisions')}
         self._start_period()
@@ -113,7 +114,7 @@ class RetentionEnv(gym.Env):
         return 0.0 if action == 0 else float(1 - (1 - self.p_accept[i])**(self.cfg.levels[action]/5))
 
     def step(self, action):
-        c, rng = self.cfg, self.np_random
+        c = self.cfg
         a = int(action)
         if not self.action_space.contains(a): raise ValueError(f"action {action!r} is not one of 0..{self.action_space.n - 1}")
         i = self.order[self.pos]
@@ -121,7 +122,7 @@ class RetentionEnv(gym.Env):
         over_fatigue = a > 0 and self._window_contacts(i) >= c.fatigue_cap
         if c.enforce and a > 0 and (over_contact or over_fatigue or self.spent + self.offer_cost(i, a) > self.budget):
             a, over_contact, over_fatigue = 0, False, False
-        accepted = bool(a > 0 and rng.uniform() < self.acceptance(i, a))
+        accepted = bool(a > 0 and self.u_accept[self.t, i] < self.acceptance(i, a))
         cost, over_budget, reward = 0.0, False, 0.0
         if a > 0:
             self.contacts_used += 1; self.contacts[self.t, i] += 1; self.totals['contacts'] += 1
@@ -135,7 +136,7 @@ class RetentionEnv(gym.Env):
         k = int(np.searchsorted(self.levels, self.discount[i]))
         h = self.p_churn[i] if c.hazard == 'period' else 1 - (1 - self.p_churn[i])**(1/c.periods)
         hazard = np.clip(h*(1 - self.persuasion[i]*self.effect[k]*(self.discount[i] > 0)), 0.0, 1.0)
-        churned = bool(rng.uniform() < hazard)
+        churned = bool(self.u_churn[self.t, i] < hazard)
         if churned:
             reward -= self.price[i]; self.active[i] = False; self.totals['churned'] += 1
         violations = int(over_budget) + int(over_contact) + int(over_fatigue)
