@@ -204,7 +204,7 @@ def train_risk(cfg:RiskConfig|str|Path, root:str|Path|None=None, save:bool=True)
     df = load_tabular(cfg.dataset, leaks=cfg.leaks)
     parts = split_tabular(df, cfg.seed, cfg.fractions)
     fp = check_split(parts, cfg.split_fingerprint, where=f'risk model {cfg.name!r}')
-    ensure_catalogued(cfg.dataset + ('-with-leaks' if cfg.leaks else ''), parts, Catalog(root) if root else None, seed=cfg.seed)
+    ensure_catalogued(cfg.dataset, parts, Catalog(root) if root else None, entry=cfg.dataset + ('-with-leaks' if cfg.leaks else ''), seed=cfg.seed)
     meta = {'config': cfg.model_dump(mode='json'), 'config_hash': cfg.hash, 'split_fingerprint': fp, 'leaks': cfg.leaks,
             'rows': {p: len(v) for p, v in parts.items()}}
     model = CalibratedRisk.fit(parts['train'], parts['calib'], cfg.xgb, cfg.seed, early_stopping_fraction=cfg.early_stopping_fraction,
