@@ -10,8 +10,8 @@ from pathlib import Path
 from .config import ConfigError, Settings, load_settings, project_path
 
 # %% auto #0
-__all__ = ['ArtifactError', 'artifacts_root', 'sha256_file', 'atomic_write', 'Catalog', 'AdapterRegistry', 'adapter_tag',
-           'adapter_chain', 'resolve_adapter']
+__all__ = ['ArtifactError', 'artifacts_root', 'sha256_file', 'atomic_write', 'Catalog', 'write_manifest', 'read_manifest',
+           'AdapterRegistry', 'adapter_tag', 'adapter_chain', 'resolve_adapter']
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #7fa7bc98
 class ArtifactError(ConfigError):
@@ -28,11 +28,11 @@ def sha256_file(path:str|Path) -> str:
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
 
-def atomic_write(path:str|Path, text:str):
-    "Write `text` to `path` through a temporary file, fsync and rename, so a reader never sees half a file."
+def atomic_write(path:str|Path, text:str|bytes):
+    "Write `text` (or bytes) to `path` through a temporary file, fsync and rename, so a reader never sees half a file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+    with (os.fdopen(fd, 'wb') if isinstance(text, bytes) else os.fdopen(fd, 'w', encoding='utf-8')) as f: f.write(text); f.flush(); os.fsync(f.fileno())
     os.replace(tmp, path)
 
 def _now() -> str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
@@ -69,6 +69,31 @@ class Catalog:
         "The rows of a catalogued dataset, after verifying its checksum."
         e = self.verify(name)[name]
         return [json.loads(l) for l in (self.root/e['path']).read_text(encoding='utf-8').splitlines()]
+
+# %% ../../nbs/00_core/04_artifacts.ipynb #ff630d0b
+def write_manifest(folder:str|Path, manifest:str, kind:str, files:list[str], **meta) -> dict:
+    "Write `folder/manifest`: `kind`, the sha256 of each of `files` (in the folder), and `meta`; atomic. Returns it."
+    folder = Path(folder)
+    m = {'kind': kind, 'files': {f: sha256_file(folder/f) for f in files}, **meta}
+    atomic_write(folder/manifest, json.dumps(m, indent=1, default=str))
+    return m
+
+def read_manifest(folder:str|Path, manifest:str, kind:str, files:list[str]|None=None, hint:str='') -> dict:
+    "The manifest of a saved-model folder after checking its kind, its file list (when `files` is given) and every file's sha256; `ArtifactError` naming the problem otherwise."
+    folder = Path(folder); mf = folder/manifest
+    if not mf.exists(): raise ArtifactError(f"{folder}: no {manifest}; {hint or 'not a saved ' + kind}")
+    try: m = json.loads(mf.read_text())
+    except json.JSONDecodeError as e: raise ArtifactError(f"{mf}: not valid JSON ({e})") from None
+    if not isinstance(m, dict) or m.get('kind') != kind:
+        raise ArtifactError(f"{folder}: kind {m.get('kind') if isinstance(m, dict) else None!r} is not {kind!r}")
+    listed = m.get('files') if isinstance(m.get('files'), dict) else {}
+    if files is not None and set(listed) != set(files): raise ArtifactError(f"{folder}: {manifest} lists {sorted(listed)}, expected {sorted(files)}")
+    if not listed: raise ArtifactError(f"{folder}: {manifest} lists no files")
+    for f, want in listed.items():
+        if not (folder/f).exists(): raise ArtifactError(f"{folder}: {f} is missing")
+        if (got := sha256_file(folder/f)) != want:
+            raise ArtifactError(f"{folder}: {f} changed since it was saved (sha256 {got[:12]}..., recorded {want[:12]}...); retrain or restore it")
+    return m
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #0cb90bc4
 class AdapterRegistry:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, Catalog, atomic_write, sha256_file
+from ..core.artifacts import ArtifactError, Catalog, atomic_write, read_manifest, write_manifest
 from ..core.config import ConfigModel, project_path
 from ..core.stats import paired_diff, t_ci
 from .env import RetentionConfig, RetentionEnv, run_episode
@@ -20,9 +20,10 @@ from .uplift import TLearner, UpliftConfig, train_uplift, tree_uplift, uplift_di
 from ..tasks.tabular import load_tabular, split_tabular
 
 # %% auto #0
-__all__ = ['PPO_DEFAULTS', 'POLICIES', 'REFERENCES', 'METRICS', 'DecisionConfig', 'customer_pool', 'feasible', 'threshold_policy',
-           'oracle_greedy', 'ThompsonLevels', 'train_ppo_lagrangian', 'ppo_policy', 'action_entropy', 'save_policy',
-           'SavedPolicy', 'load_policy', 'run_decision', 'decision_table', 'versus_best']
+__all__ = ['PPO_DEFAULTS', 'POLICY_KIND', 'POLICIES', 'REFERENCES', 'METRICS', 'DecisionConfig', 'customer_pool', 'feasible',
+           'threshold_policy', 'oracle_greedy', 'ThompsonLevels', 'train_ppo_lagrangian', 'ppo_policy',
+           'action_entropy', 'save_policy', 'SavedPolicy', 'load_policy', 'run_decision', 'decision_table',
+           'versus_best']
 
 # %% ../../nbs/68_risk/68e_decision.ipynb #d8a46c72
 class DecisionConfig(ConfigModel):
@@ -165,13 +166,14 @@ def action_entropy(model, obs:np.ndarray) -> np.ndarray:
         d = model.policy.get_distribution(torch.as_tensor(np.asarray(obs, np.float32)))
         return d.entropy().numpy()
 
+POLICY_KIND = 'agent-slo/ppo-lagrangian'
+
 def save_policy(model, folder:str|Path, meta:dict) -> Path:
     "The policy network as safetensors plus POLICY.json (settings, checksum)."
     from safetensors.torch import save_file
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.policy.state_dict().items()}, str(folder/'policy.safetensors'))
-    atomic_write(folder/'POLICY.json', json.dumps({'kind': 'agent-slo/ppo-lagrangian', 'sha256': sha256_file(folder/'policy.safetensors'),
-                                                   'obs_dim': int(model.observation_space.shape[0]), 'n_actions': int(model.action_space.n), **meta}, indent=1, default=str))
+    write_manifest(folder, 'POLICY.json', POLICY_KIND, ['policy.safetensors'], obs_dim=int(model.observation_space.shape[0]), n_actions=int(model.action_space.n), **meta)
     return folder
 
 class SavedPolicy:
@@ -184,13 +186,8 @@ def load_policy(folder:str|Path) -> SavedPolicy:
     import gymnasium as gym
     from safetensors.torch import load_file
     from stable_baselines3.common.policies import ActorCriticPolicy
-    folder = Path(folder); f = folder/'POLICY.json'
-    if not f.exists(): raise ArtifactError(f"{folder}: no POLICY.json; not a saved decision policy (agent-slo risk decide writes them)")
-    try: meta = json.loads(f.read_text())
-    except json.JSONDecodeError as e: raise ArtifactError(f"{f}: not valid JSON ({e})") from None
-    if meta.get('kind') != 'agent-slo/ppo-lagrangian': raise ArtifactError(f"{folder}: kind {meta.get('kind')!r} is not a PPO-Lagrangian policy")
-    if not (folder/'policy.safetensors').exists() or sha256_file(folder/'policy.safetensors') != meta.get('sha256'):
-        raise ArtifactError(f"{folder}: policy.safetensors is missing or changed since it was saved")
+    folder = Path(folder)
+    meta = read_manifest(folder, 'POLICY.json', POLICY_KIND, ['policy.safetensors'], hint='not a saved decision policy (agent-slo risk decide writes them)')
     policy = ActorCriticPolicy(gym.spaces.Box(-1.0, 20.0, (meta['obs_dim'],), np.float32), gym.spaces.Discrete(meta['n_actions']), lambda _: 0.0)
     try: policy.load_state_dict(load_file(str(folder/'policy.safetensors')))
     except Exception as e: raise ArtifactError(f"{folder}: the weights do not fit the policy ({type(e).__name__}: {e})") from None

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, Catalog, artifacts_root, atomic_write, sha256_file
+from ..core.artifacts import ArtifactError, Catalog, artifacts_root, atomic_write, read_manifest, write_manifest
 from ..core.config import ConfigModel, project_path
 from ..core.stats import auc_ci, bootstrap_interval, ece, reliability_table
 from ..tasks.tabular import check_split, ensure_catalogued, feature_columns, load_tabular, split_tabular
@@ -163,9 +163,8 @@ def save_risk(model:CalibratedRisk, folder:str|Path) -> Path:
         model.booster.save_model(str(tmp/'model.json'))
         (tmp/'calibrator.json').write_text(json.dumps(model.calibrator.to_json()))
         (tmp/'features.json').write_text(json.dumps(model.features.to_json()))
-        meta = {'kind': CalibratedRisk.kind, 'format': CalibratedRisk.format, 'created': dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'),
-                'files': {f: sha256_file(tmp/f) for f in RISK_FILES}, **_jsonable(model.meta)}
-        (tmp/'METADATA.json').write_text(json.dumps(meta, indent=1, default=str))
+        write_manifest(tmp, 'METADATA.json', CalibratedRisk.kind, list(RISK_FILES), format=CalibratedRisk.format,
+                       created=dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'), **_jsonable(model.meta))
         if folder.exists(): shutil.rmtree(folder)
         os.replace(tmp, folder)
     finally:
@@ -175,18 +174,9 @@ def save_risk(model:CalibratedRisk, folder:str|Path) -> Path:
 def load_risk(folder:str|Path) -> CalibratedRisk:
     "A saved model, after checking its kind, format and every file's checksum; `ArtifactError` naming the problem otherwise."
     import xgboost
-    folder = Path(folder); mf = folder/'METADATA.json'
-    if not mf.exists(): raise ArtifactError(f"{folder}: no METADATA.json; not a saved risk model (train it: agent-slo risk train <config>)")
-    try: meta = json.loads(mf.read_text())
-    except json.JSONDecodeError as e: raise ArtifactError(f"{mf}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get('kind') != CalibratedRisk.kind:
-        raise ArtifactError(f"{folder}: kind {meta.get('kind') if isinstance(meta, dict) else None!r} is not {CalibratedRisk.kind!r}")
+    folder = Path(folder)
+    meta = read_manifest(folder, 'METADATA.json', CalibratedRisk.kind, list(RISK_FILES), hint='not a saved risk model (train it: agent-slo risk train <config>)')
     if meta.get('format') != CalibratedRisk.format: raise ArtifactError(f"{folder}: format {meta.get('format')!r}; this version reads format {CalibratedRisk.format}")
-    files = meta.get('files') or {}
-    if set(files) != set(RISK_FILES): raise ArtifactError(f"{folder}: METADATA lists {sorted(files)}, expected {list(RISK_FILES)}")
-    for f, want in files.items():
-        if not (folder/f).exists(): raise ArtifactError(f"{folder}: {f} is missing")
-        if (got := sha256_file(folder/f)) != want: raise ArtifactError(f"{folder}: {f} changed since it was saved (sha256 {got[:12]}..., recorded {want[:12]}...); retrain or restore it")
     try:
         booster = xgboost.Booster(); booster.load_model(str(folder/'model.json'))
         features = FeatureSpec.from_json(json.loads((folder/'features.json').read_text()))

@@ -61,7 +61,7 @@ def add_decide_routes(app, s:Settings, auth, error):
         served = base if forced else learned
         row = {'t': time.time(), 'customer_id': body.customer_id, 'features': body.features, 'learned_offer_pct': levels[learned],
                'baseline_offer_pct': levels[base], 'offer_pct': levels[served], 'arm': 'baseline' if forced else 'learned',
-               'force_baseline': forced, 'policy_sha256': pol.meta.get('sha256'), 'policy_seed': pol.meta.get('seed')}
+               'force_baseline': forced, 'policy_sha256': pol.meta['files']['policy.safetensors'], 'policy_seed': pol.meta.get('seed')}
         async with lock:
             if state['writer'] is None: state['writer'] = JsonlWriter(s.decide_log)
             await asyncio.to_thread(state['writer'].write, row)
