@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -119,6 +119,20 @@ train.risk: install
 
 train.accept: install
 	$(BIN)/agent-slo risk train accept
+
+#   train.breach    SLO-breach risk on the shipped load records (data/records/breach.jsonl.gz; exit: AUC >= 0.70, ECE < 0.05)
+#   collect.breach  those records anew: the load grid of configs/risk/breach.yaml through the gateway on the managed vLLM
+#                   (about 15 min, resumable); prints the sha256 to lock in the config
+train.breach: install
+	$(BIN)/agent-slo risk train breach
+
+collect.breach: install vllm
+	$(BIN)/agent-slo risk collect
+
+#   admit.breach    breach-risk admission live: EDF alone against EDF with the breach model's 429s, the same held-out tasks
+#                   and arrivals, through the gateway on the managed vLLM (about 6 min); shipped as data/records/breach_admission.jsonl.gz
+admit.breach: install vllm
+	$(BIN)/agent-slo risk admit
 
 #   train.uplift        the T-learner on the randomised Voter-Persuasion trial, Qini-validated (and the uplift-tree baseline)
 #   train.ppo.decision  PPO with OmniSafe's Lagrange multiplier on the retention-offer environment, 5 seeds, against the

@@ -92,13 +92,22 @@ def cmd_chat(s:Settings, args) -> int:
     print(timing_line(c), file=sys.stderr)
     return 0
 
-def scheduler_from_args(args):
-    "The gateway's scheduling policy from `serve`'s flags: --policy, --slo-e2e, --admit, --predictor (a JSON file `LengthPredictor.save` wrote)."
+def scheduler_from_args(args, s:Settings|None=None):
+    "The gateway's scheduling policy from `serve`'s flags: --policy, --slo-e2e, --admit, --predictor (a JSON file `LengthPredictor.save` wrote), --breach-max with the settings' breach model."
     from agent_slo.sim.policies import Scheduler, LengthPredictor
     if args.admit and args.slo_e2e is None: raise ConfigError("--admit needs --slo-e2e: admission control turns away what would miss that deadline")
     try: pred = LengthPredictor.load(args.predictor) if args.predictor else None
     except ValueError as e: raise ConfigError(str(e)) from None
-    return Scheduler(args.policy, args.admit, args.slo_e2e, pred)
+    risk, risk_max = None, getattr(args, 'breach_max', None)
+    if risk_max is not None:
+        path = s.breach_model if s is not None else None
+        if path is None: raise ConfigError("--breach-max needs a breach model: --breach-model DIR or AGENT_SLO_BREACH_MODEL (train one with `agent-slo risk train breach`)")
+        from agent_slo.core.artifacts import ArtifactError
+        from agent_slo.risk.breach import breach_scorer
+        try: risk = breach_scorer(project_path(path))
+        except (ArtifactError, OSError, ValueError) as e: raise ConfigError(f"cannot load the breach model {path}: {e}") from None
+    try: return Scheduler(args.policy, args.admit, args.slo_e2e, pred, risk=risk, risk_max=risk_max)
+    except ValueError as e: raise ConfigError(str(e)) from None
 
 def reward_rows(s:Settings, messages:list[dict], answers:list[str], model:str|None=None, gateway:str|None=None, vector:str|None=None) -> tuple[list[dict], dict]:
     "Reward scores of `answers` (scalar and vector; the vector head `vector`, default `<model>-vector`), through a gateway's POST /reward or in process; (rows, which heads scored)."
@@ -204,7 +213,7 @@ def cmd_online(s:Settings, args) -> int:
 
 def cmd_serve(s:Settings, args) -> int:
     from agent_slo.serve.gateway import serve
-    sched = scheduler_from_args(args)
+    sched = scheduler_from_args(args, s)
     table = ', '.join(f"{b.name} ({b.kind}{' ' + b.url if b.url else ''}{', priority' if b.priority else ''})" for b in s.backends)
     print(f"agent-slo serve: gateway on http://{s.serve_host}:{s.serve_port}/v1 over {table}; max_queue {s.max_queue} per backend"
           + (f"; records to {s.serve_records}" if s.serve_records else '') + f"; scheduling {sched.name}", file=sys.stderr, flush=True)
@@ -471,6 +480,56 @@ def _risk_decide(args) -> int:
     print(res['wall'].to_string(index=False)); print(f"tables and policies in {args.out}")
     return 0
 
+def _vllm_gateway(knobs:dict, d:Path, env:dict|None=None):
+    "A gateway on a managed vLLM with `knobs`, logging under `d`; ConfigError when vLLM is not built or does not start."
+    import json as _json
+    from agent_slo.engine.vllm import vllm_python
+    from agent_slo.serve.gateway import LocalServer
+    if vllm_python() is None: raise ConfigError("this runs on the managed vLLM: build it with `make vllm`")
+    d.mkdir(parents=True, exist_ok=True)
+    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': 256, 'vllm': {**knobs, 'log_path': str(d/'vllm.log')}}]
+    gw = LocalServer({'AGENT_SLO_BACKENDS': _json.dumps(spec), 'AGENT_SLO_MAX_QUEUE': 256, 'AGENT_SLO_SERVE_RECORDS': str(d/'gateway.jsonl'), **(env or {})}, log_path=d/'serve.log')
+    if gw.health()['backends'][0]['kind'] != 'vllm':
+        gw.stop(); raise ConfigError(f"the managed vLLM did not start (see {d/'vllm.log'})")
+    return gw
+
+def _risk_admit(args) -> int:
+    "Breach-risk admission live: the breach config's `admit` experiment on a gateway reading the trained breach model (trained first when missing); shipped gzipped."
+    from agent_slo.risk.breach import BreachAdmit, BreachCollect, BreachConfig, admission_runs, admission_tasks, ship_records, train_breach
+    from agent_slo.risk.models import risk_dir
+    from agent_slo.serve.gateway import gateway_engine
+    path = project_path(args.name or 'configs/risk/breach.yaml')
+    bcfg, ccfg, acfg = BreachConfig.from_yaml(path), BreachCollect.from_yaml(path), BreachAdmit.from_yaml(path)
+    if args.param: acfg = acfg.with_overrides(**dict(_param(kv) for kv in args.param))
+    model = risk_dir(bcfg.name)
+    if not (model/'METADATA.json').exists(): train_breach(bcfg)
+    exclude = {t.id for s in ccfg.seeds for t in ccfg.tasks(s)}
+    t0 = time.time()
+    gw = _vllm_gateway(ccfg.knobs, project_path(acfg.out), {'AGENT_SLO_BREACH_MODEL': str(model)})
+    try: out = admission_runs(gateway_engine(gw.base_url), gw.base_url, acfg, exclude)
+    finally: gw.stop()
+    sha = ship_records([out/f'{p}.jsonl' for p in acfg.policies], acfg.ship)   # the client's records; the gateway's own lie beside them
+    print(f"{len(acfg.policies)} policies x {len(acfg.rates)} rates on {len(admission_tasks(acfg, exclude))} held-out tasks in {time.time() - t0:.0f} s; "
+          f"records {out} -> {acfg.ship} (sha256 {sha})")
+    return 0
+
+def _risk_collect(args) -> int:
+    "The SLO-breach records: the breach config's load grid, open loop through a gateway on the managed vLLM (resumable), shipped gzipped with its sha256."
+    from agent_slo.risk.breach import BreachCollect, collect_breach, ship_records
+    from agent_slo.serve.gateway import gateway_engine
+    path = project_path(args.name or 'configs/risk/breach.yaml')
+    cfg = BreachCollect.from_yaml(path)
+    if args.param: cfg = cfg.with_overrides(**dict(_param(kv) for kv in args.param))
+    out = project_path(cfg.out)
+    t0 = time.time()
+    gw = _vllm_gateway(cfg.knobs, out.parent)
+    try: collect_breach(gateway_engine(gw.base_url), cfg, out)
+    finally: gw.stop()
+    sha = ship_records(out, cfg.ship)
+    print(f"{len(cfg.runs())} runs in {time.time() - t0:.0f} s; records {out} -> {cfg.ship} (sha256 {sha})")
+    print(f"lock them in {path.name}: breach.records_sha256: {{{cfg.ship}: {sha}}}")
+    return 0
+
 def cmd_p6b(s:Settings, args) -> int:
     "P6b: calibrated risk models, uplift on the trial, and PPO-Lagrangian against the baselines on the retention-offer environment."
     return _experiment(s, args, 'p6b', 'p6_decision', [
@@ -481,9 +540,23 @@ def cmd_risk(s:Settings, args) -> int:
     "Train a calibrated risk model from configs/risk/<name>.yaml (or a YAML path): test AUC, ECE before/after calibration, exit criteria; saved as JSON under artifacts/risk/."
     from agent_slo.risk.models import risk_dir, train_risk
     if args.action == 'decide': return _risk_decide(args)
+    if args.action == 'collect': return _risk_collect(args)
+    if args.action == 'admit': return _risk_admit(args)
     if not args.name: raise ConfigError("risk train needs a model: churn, accept, uplift or a YAML path")
     path = Path(args.name) if args.name.endswith(('.yaml', '.yml')) else project_path('configs', 'risk', f'{args.name}.yaml')
     if not path.exists(): raise ConfigError(f"no risk config {path}; have: {', '.join(sorted(q.stem for q in project_path('configs', 'risk').glob('*.yaml')))}")
+    if 'breach' in (yaml_section(path, '') or {}):
+        from agent_slo.risk.breach import train_breach
+        from agent_slo.risk.models import risk_dir
+        model, m = train_breach(path)
+        meta = model.meta
+        print(f"{meta['config']['name']}: {', '.join(meta['config']['records'])}, {meta['runs']} runs, rows {meta['rows']}, split {meta['split_fingerprint']}; "
+              f"SLO e2e {meta['slo_s']:g} s, breach rate {meta['breach_rate']:.3f}")
+        print(f"  test n={m['n']} ({m['positives']} breaches): AUC {m['auc_cal']:.3f} [{m['auc_cal_lo']:.3f}, {m['auc_cal_hi']:.3f}] (raw {m['auc_raw']:.3f}); "
+              f"ECE {m['ece_raw']:.3f} -> {m['ece_cal']:.3f} [{m['ece_cal_lo']:.3f}, {m['ece_cal_hi']:.3f}], noise floor {m['ece_cal_floor']:.3f}; Brier {m['brier_cal']:.4f}")
+        for k, v in m['exit'].items(): print(f"  exit {k}: {v['value']:.3f} {'met' if v['met'] else 'NOT met'}")
+        print(f"  {m['wall_s']:.0f} s; saved to {risk_dir(meta['config']['name'])}")
+        return 0
     if 'uplift' in (yaml_section(path, '') or {}):
         from agent_slo.risk.uplift import train_uplift, uplift_dir
         model, out = train_uplift(path)
@@ -577,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--slo-e2e', type=float, help="the end-to-end SLO (s): the deadline of EDF and admission control")
     v.add_argument('--admit', action='store_true', help="admission control: answer 429 at arrival when the predicted completion misses the deadline")
     v.add_argument('--predictor', help="output-length predictor (JSON, as agent-slo p4 writes it) for SJF and admission control")
+    v.add_argument('--breach-model', dest='breach_model', help="the SLO-breach model (`agent-slo risk train breach`: artifacts/risk/breach-risk) for --breach-max (AGENT_SLO_BREACH_MODEL)")
+    v.add_argument('--breach-max', type=float, help="breach-risk admission: answer 429 at arrival when the breach model's P(SLO breach) exceeds this")
     v.add_argument('--feedback', nargs='?', const='data/online_feedback', metavar='DIR', help="take POST /feedback, appended to DIR/feedback.jsonl (default DIR: data/online_feedback)")
     v.add_argument('--baseline', metavar='[BACKEND:]ADAPTER', help="serve this registered adapter as the baseline from the start (a bare name: its current version)")
     v.add_argument('--candidate', metavar='[BACKEND:]ADAPTER', help="a registered adapter (name@vN) to roll out from the start (PUT /v1/rollout does it live)")
@@ -642,8 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO, GRPO and RLOO adapters (demo and long) on held-out BFCL dev+test, paired against SFT, reward models, KL traces and figures",
                        'out/rl', "fewer held-out tasks")
     e = sub.add_parser('risk', help="calibrated risk models (P6b): `risk train churn|accept|<yaml>` fits XGBoost + isotonic calibration on a locked split, reports AUC/ECE/Brier against the exit criteria")
-    e.add_argument('action', choices=['train', 'decide'], help="train: one model; decide: the decision-policy experiment (PPO-Lagrangian against the baselines)")
-    e.add_argument('name', nargs='?', help="train: a config in configs/risk/ (churn, accept, uplift) or a YAML path; decide: the experiment's YAML (default configs/risk/decision.yaml)")
+    e.add_argument('action', choices=['train', 'decide', 'collect', 'admit'], help="train: one model; decide: the decision-policy experiment (PPO-Lagrangian against the baselines); collect: the SLO-breach model's load runs through the gateway on the managed vLLM; admit: breach-risk admission against EDF alone, live on the same")
+    e.add_argument('name', nargs='?', help="train: a config in configs/risk/ (churn, accept, accept_duration, uplift, breach) or a YAML path; decide: the experiment's YAML (default configs/risk/decision.yaml); collect: the breach YAML (default configs/risk/breach.yaml)")
     e.add_argument('--out', default='out/p6b', help="decide: where the tables and policies go")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="decide: override a config key (JSON values), e.g. -p timesteps=20000 -p 'seeds=[0]'")
     e = sub.add_parser('sweeps', help="run the configuration grid (configs/sweep.yaml), one papermill notebook per point; resumable")
@@ -664,7 +739,7 @@ COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online'
             'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl, 'risk': cmd_risk, 'p6b': cmd_p6b}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
-               'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts'}
+               'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts', 'breach_model': 'breach_model'}
 
 def main(argv:list[str]|None=None) -> int:
     "Entry point of the `agent-slo` console script."

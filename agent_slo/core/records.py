@@ -4,7 +4,7 @@
 
 # %% ../../nbs/00_core/03_records.ipynb #05f4836e
 from __future__ import annotations
-import json, math, os
+import gzip, json, math, os
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -165,13 +165,17 @@ class RecordWriter(JsonlWriter):
 
 def _files(paths) -> list[Path]:
     ps = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
-    return [f for p in ps for f in (sorted(p.rglob('*.jsonl')) if p.is_dir() else [p]) if f.exists()]
+    return [f for p in ps for f in (sorted([*p.rglob('*.jsonl'), *p.rglob('*.jsonl.gz')]) if p.is_dir() else [p]) if f.exists()]
+
+def _text(f:Path) -> str:
+    "A records file's text; `.gz` files (records shipped with the project) are gunzipped."
+    return gzip.decompress(f.read_bytes()).decode('utf-8') if f.suffix == '.gz' else f.read_text(encoding='utf-8')
 
 def read_jsonl(paths:str|Path|Iterable) -> list[dict]:
     "Every whole JSON line of the given .jsonl files or folders; a torn last line is skipped, a malformed line elsewhere is a `RecordError`."
     out = []
     for f in _files(paths):
-        lines = f.read_text(encoding='utf-8').split('\n')
+        lines = _text(f).split('\n')
         for i, line in enumerate(lines, 1):
             if not line.strip(): continue
             try: out.append(json.loads(line))

@@ -17,7 +17,7 @@ __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pa
            'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
            'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval', 'fig_tuner_rewards',
            'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary', 'fig_controller_training', 'fig_controller',
-           'fig_risk_models', 'fig_decision_curves', 'fig_decision_policies']
+           'fig_risk_models', 'fig_breach', 'fig_decision_curves', 'fig_decision_policies']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -554,6 +554,25 @@ def fig_risk_models(scores:pd.DataFrame, bins:int=10, name:str='p6b_risk_models'
                         label=f"{lab}: ECE {ece(d[col], d['y'], bins):.3f}")
         ax.set(title=f'{m}: reliability', xlabel='predicted probability', ylabel='observed rate (Wilson 95%)', xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=6, loc='upper left')
+    fig.tight_layout()
+    return save_fig(fig, name, folder)
+
+def fig_breach(observed:pd.DataFrame, curve:pd.DataFrame, slo_s:float, name:str='p6b_breach', folder=None) -> list[Path]:
+    "SLO breaches against the queue depth a request met: the observed rate per depth and token cap (Wilson 95%; `observed`: queue_depth, max_tokens, y), and the model's P(breach) for a typical request (`curve`: queue_depth, max_tokens, p)."
+    import matplotlib.pyplot as plt, seaborn as sns
+    from agent_slo.core.stats import rate_ci
+    sns.set_theme(style='whitegrid', context='paper')
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for k, (mt, d) in enumerate(observed.groupby('max_tokens')):
+        g = d.assign(depth=d['queue_depth'].clip(upper=12)).groupby('depth')['y'].agg(['sum', 'count']).reset_index()
+        ci = np.array([rate_ci(int(s), int(n)) for s, n in zip(g['sum'], g['count'])])
+        ax.errorbar(g['depth'] + 0.12*(k - 0.5), ci[:, 0], yerr=[ci[:, 0] - ci[:, 1], ci[:, 2] - ci[:, 0]], fmt='o', ms=3, capsize=2, c=f'C{k}',
+                    label=f"observed, max_tokens {int(mt)} (n={len(d)})")
+        c = curve[curve['max_tokens'] == mt]
+        ax.plot(c['queue_depth'], c['p'], c=f'C{k}', lw=1.2, label=f"model P(breach), median request, max_tokens {int(mt)}")
+    ax.set(xlabel='requests in flight at arrival (12 = 12 or more)', ylabel=f'P(end-to-end > {slo_s:g} s or no answer)', ylim=(-0.02, 1.02),
+           title='SLO breaches against queue depth (test and training records)')
+    ax.legend(fontsize=6, loc='upper left')
     fig.tight_layout()
     return save_fig(fig, name, folder)
 

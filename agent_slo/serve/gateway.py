@@ -66,6 +66,7 @@ class SchedulerBody(BaseModel):
     slo_e2e_s: float|None = None
     predictor: dict|None = None
     service: dict|None = None
+    breach_max: float|None = Field(None, description="breach-risk admission: turn away requests whose P(SLO breach), from the gateway's breach model (AGENT_SLO_BREACH_MODEL), exceeds this")
 
 class AdapterBody(BaseModel):
     "Body of POST /v1/adapters: a registered adapter (name, name@version) or a folder; null for the base model."
@@ -727,7 +728,15 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
     io = ThreadPoolExecutor(1, thread_name_prefix='agent-slo-responses')   # the response log's fsyncs, off the event loop
     tasks, lock = set(), asyncio.Lock()   # shadow mirrors and arm retirements in flight; one rollout change at a time
 
-    state = {'scheduler': scheduler or Scheduler()}
+    state = {'scheduler': scheduler or Scheduler(), 'breach': None}
+    def breach_model():
+        "The settings' SLO-breach model as the scheduler's risk callable, loaded once (the serve band reads the risk band's saved model)."
+        if state['breach'] is None:
+            if s.breach_model is None: raise ValueError("breach-risk admission needs a breach model: start the gateway with AGENT_SLO_BREACH_MODEL (train one with `agent-slo risk train breach`)")
+            from agent_slo.risk.breach import breach_scorer
+            try: state['breach'] = breach_scorer(s.breach_model)
+            except (ArtifactError, OSError, ValueError) as e: raise ValueError(f"the breach model {s.breach_model} does not load: {e}") from None
+        return state['breach']
     def rollout_models() -> set:
         "The model names a rollout answers for: `default`, the baseline's model id, and its adapter's registry name."
         b = rollout.baseline
@@ -920,7 +929,8 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
         try:
             pred = LengthPredictor.from_dict(body.predictor) if body.predictor is not None else None
             service = ServiceModel(**body.service) if body.service is not None else ServiceModel()
-            state['scheduler'] = Scheduler(body.policy, body.admit, body.slo_e2e_s, pred, service)
+            risk = breach_model() if body.breach_max is not None else None
+            state['scheduler'] = Scheduler(body.policy, body.admit, body.slo_e2e_s, pred, service, risk, body.breach_max)
         except (TypeError, ValueError) as e: return _error(400, f"scheduler: {e}", param='scheduler')
         return state['scheduler'].to_dict()
 
@@ -1056,7 +1066,7 @@ def create_app(engine:Engine|None=None, settings:Settings|None=None, backends:li
                 metrics.requests.labels('404').inc()
                 return _error(404, str(e), code='model_not_found' if 'model' in str(e)[:6] else 'backend_not_found', param='model')
         sched, dec = state['scheduler'], None
-        if body.priority is None and (body.deadline_ms is not None or sched.policy != 'fcfs' or sched.admit):
+        if body.priority is None and (body.deadline_ms is not None or sched.policy != 'fcfs' or sched.admit or sched.risk_max is not None):
             first = route.candidates[0] if route.candidates else None
             inflight = [InFlight(t.priority or 0, t.predicted_tokens or 0.0, len(t.t_chunks), t.t_first is not None, t.prompt_est) for t in live.get(first.name, {}).values()] if first else []
             try: dec = sched.decide(body.to_request(), t_arrival - epoch, body.deadline_ms, inflight)   # EDF, SJF: the rank becomes vLLM's priority

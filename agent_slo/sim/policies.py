@@ -7,6 +7,7 @@ from __future__ import annotations
 import heapq, json, math, re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np, pandas as pd
 from scipy import stats
@@ -163,6 +164,7 @@ class Decision:
     estimate_s: float|None = None # estimated completion, seconds after arrival (admission control)
     reason: str|None = None
     prompt_tokens: float = 0.0    # its prompt, estimated from characters
+    breach_p: float|None = None   # P(SLO breach) from the risk model (breach-risk admission)
 
 @dataclass
 class InFlight:
@@ -182,19 +184,27 @@ class Scheduler:
     slo_e2e_s: float|None = None
     predictor: LengthPredictor|None = None
     service: ServiceModel = field(default_factory=ServiceModel)
+    risk: Callable[[dict], float]|None = None   # request features -> P(SLO breach) (the risk chapter's breach model)
+    risk_max: float|None = None                 # turn away requests whose P(breach) exceeds this
 
     def __post_init__(self):
         if self.policy not in POLICIES: raise ValueError(f"unknown scheduling policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
         if self.slo_e2e_s is not None and not self.slo_e2e_s > 0: raise ValueError(f"slo_e2e_s must be > 0, got {self.slo_e2e_s}")
         if self.admit and self.slo_e2e_s is None: raise ValueError("admission control needs a deadline: set slo_e2e_s")
+        if self.risk_max is not None:
+            if not 0 < self.risk_max <= 1: raise ValueError(f"risk_max is a probability in (0, 1], got {self.risk_max}")
+            if self.risk is None: raise ValueError("admission on SLO-breach risk needs a breach model (the gateway's AGENT_SLO_BREACH_MODEL)")
 
     @property
-    def name(self) -> str: return self.policy + ('+admit' if self.admit else '')
+    def name(self) -> str: return self.policy + ('+admit' if self.admit else '') + ('+risk' if self.risk_max is not None else '')
 
     @classmethod
-    def named(cls, name:str, slo_e2e_s:float|None=None, predictor:LengthPredictor|None=None, service:ServiceModel|None=None) -> Scheduler:
-        "A scheduler by its name, a policy with `+admit` for admission control: fcfs, sjf, edf, edf+admit, ..."
-        return cls(name.removesuffix('+admit'), name.endswith('+admit'), slo_e2e_s, predictor, service or ServiceModel())
+    def named(cls, name:str, slo_e2e_s:float|None=None, predictor:LengthPredictor|None=None, service:ServiceModel|None=None,
+              risk:Callable[[dict], float]|None=None, risk_max:float=0.5) -> Scheduler:
+        "A scheduler by its name: a policy with `+admit` for admission control, `+risk` for admission on breach risk: fcfs, sjf, edf, edf+admit, edf+risk, ..."
+        base, *mods = name.split('+')
+        if unknown := set(mods) - {'admit', 'risk'}: raise ValueError(f"unknown scheduler option(s) {sorted(unknown)} in {name!r}; options are +admit and +risk")
+        return cls(base, 'admit' in mods, slo_e2e_s, predictor, service or ServiceModel(), risk, risk_max if 'risk' in mods else None)
 
     def rank(self, tokens:float, arrival_s:float, deadline_ms:float|None=None) -> tuple[int, float|None]:
         "(priority, deadline in s after arrival) of a request predicted to generate `tokens`, arriving `arrival_s` s after the start."
@@ -221,12 +231,24 @@ class Scheduler:
         d = Decision(prio, tokens, deadline_s)
         return self.check(d, list(inflight), prompt_tokens) if self.admit else d
 
+    def check_risk(self, d:Decision, f:dict, inflight:list[InFlight]) -> Decision:
+        "Breach-risk admission: reject `d` when the risk model's P(SLO breach) for features `f` at this queue depth exceeds `risk_max`."
+        feats = {'prompt_chars': f['prompt_chars'], 'n_tools': f['n_tools'] or float('nan'), 'category': f['category'], 'max_tokens': f['max_tokens'],
+                 'constrained': float(f['constrained']), 'queue_depth': len(inflight)}
+        d.breach_p = float(self.risk(feats))
+        if d.breach_p > self.risk_max:
+            d.admitted = False
+            d.reason = f"P(SLO breach) {d.breach_p:.2f} exceeds {self.risk_max:g} ({len(inflight)} requests in flight)"
+        return d
+
     def decide(self, req:ChatRequest, arrival_s:float, deadline_ms:float|None=None, inflight:list[InFlight]=()) -> Decision:
         "Priority and admission of `req`, arriving `arrival_s` seconds after the gateway started, with `inflight` at its backend. Without a predictor, `max_tokens` (the pessimistic bound) stands for its length."
-        f = request_features(req)   # read once: the predictor and the prompt estimate share it
+        f = request_features(req)   # read once: the predictor, the prompt estimate and the risk model share it
         tokens = float(self.predictor.predict(pd.DataFrame([f]))[0]) if self.predictor is not None else float(req.max_tokens)
-        return self.decide_tokens(tokens, arrival_s, deadline_ms, inflight, f['prompt_chars']/self.service.chars_per_token)
+        d = self.decide_tokens(tokens, arrival_s, deadline_ms, inflight, f['prompt_chars']/self.service.chars_per_token)
+        return self.check_risk(d, f, list(inflight)) if self.risk_max is not None and d.admitted else d
 
     def to_dict(self) -> dict:
         return {'policy': self.policy, 'admit': self.admit, 'slo_e2e_s': self.slo_e2e_s,
-                'predictor': self.predictor.meta if self.predictor is not None else None, 'service': self.service.to_dict()}
+                'predictor': self.predictor.meta if self.predictor is not None else None, 'service': self.service.to_dict(),
+                'risk_max': self.risk_max, 'risk': getattr(self.risk, 'meta', None) if self.risk is not None else None}

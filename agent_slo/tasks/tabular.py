@@ -120,13 +120,14 @@ def check_split(parts:dict[str, pd.DataFrame], locked:str|None, where:str='split
 def _row(r:dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
 
-def catalog_tabular(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|None=None, entry:str|None=None, **meta) -> dict:
-    "Enter each part of a split of tabular set `name` in the data catalog as `<entry>-<part>` (default entry: the name); rows keep their `row` id."
-    cat = catalog or Catalog(); src = tabular_source(name); fp = split_fingerprint(parts); entry = entry or name
+def catalog_tabular(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|None=None, entry:str|None=None, source:str|None=None, **meta) -> dict:
+    "Enter each part of a split of tabular set `name` in the data catalog as `<entry>-<part>` (default entry: the name); rows keep their `row` id. `source` names where a set that is not in `TABULAR` came from (the project's own records)."
+    cat = catalog or Catalog(); fp = split_fingerprint(parts); entry = entry or name
+    if source is None: src = tabular_source(name); source = f'{src.package}/{src.path} sha256:{src.sha256[:12]}'
     return {p: cat.add(f'{entry}-{p}', [_row(r) for r in parts[p].reset_index().to_dict('records')],
-                       source=f'{src.package}/{src.path} sha256:{src.sha256[:12]}', split=p, fingerprint=fp, **meta) for p in PARTS}
+                       source=source, split=p, fingerprint=fp, **meta) for p in PARTS}
 
-def ensure_catalogued(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|None=None, entry:str|None=None, **meta) -> dict:
+def ensure_catalogued(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|None=None, entry:str|None=None, source:str|None=None, **meta) -> dict:
     "Catalog a split unless the catalog already holds these exact parts (same fingerprint, checksums intact)."
     cat = catalog or Catalog(); fp = split_fingerprint(parts); have = cat.entries(); entry = entry or name
     try:
@@ -134,7 +135,7 @@ def ensure_catalogued(name:str, parts:dict[str, pd.DataFrame], catalog:Catalog|N
             for p in PARTS: cat.verify(f'{entry}-{p}')
             return {p: have[f'{entry}-{p}'] for p in PARTS}
     except ArtifactError: pass
-    return catalog_tabular(name, parts, cat, entry, **meta)
+    return catalog_tabular(name, parts, cat, entry, source, **meta)
 
 def load_catalogued(name:str, part:str, catalog:Catalog|None=None) -> pd.DataFrame:
     "A catalogued part back as a DataFrame indexed by row id (checksum verified by the catalog)."
