@@ -108,7 +108,8 @@ bfcl-quick: install
 #   train.grpo  GRPO with shaped rewards, on top of SFT (~15 min)
 #   train.rloo  RLOO (PPO's clipped update, leave-one-out baseline) with the reward model in the shaped reward and adaptive KL (~15 min)
 #   train.all   all five in order, then `rl`
-#   train.long  all five from configs/rl/long/ (about an hour each; adapters *-long), then `rl`
+#   train.long  all five from configs/rl/long/ (about an hour each; adapters *-long, shipped into data/adapters as each
+#               finishes, so a stopped chain resumes elsewhere: `agent-slo train <stage> --long --ship` runs one), then `rl`
 #   rl          the RL notebook: every stage on held-out BFCL (single-turn categories and multi-turn episodes), win-rates
 #               against SFT, reward models, KL traces, figures/p2_rl_*
 # P6b's calibrated risk models (XGBoost + isotonic on a held-out fold, locked splits in configs/risk/; under a minute each)
@@ -154,7 +155,7 @@ train.all: install
 	$(BIN)/agent-slo train all
 
 train.long: install
-	$(BIN)/agent-slo train all --long
+	$(BIN)/agent-slo train all --long --ship
 
 rl: install
 	$(BIN)/agent-slo rl

@@ -16,8 +16,8 @@ from ..eval import metrics
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'train_stage', 'cmd_train', 'cmd_rl',
-           'cmd_p6b', 'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
+           'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'restore_shipped', 'train_stage',
+           'cmd_adapters', 'cmd_train', 'cmd_rl', 'cmd_p6b', 'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -420,8 +420,15 @@ def cmd_p5(s:Settings, args) -> int:
 
 TRAIN_STAGES = ('sft', 'rm', 'dpo', 'grpo', 'rloo')
 
-def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:bool=False) -> dict:
-    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA."
+def restore_shipped(where:str='') -> list[str]:
+    "Register the adapters shipped in data/adapters that the registry lacks (parents of later stages, adapters to evaluate); print what was added."
+    from agent_slo.core.artifacts import restore_adapters
+    added = restore_adapters()
+    if added: print(f"restored shipped adapters{where}: {', '.join(added)}", file=sys.stderr, flush=True)
+    return added
+
+def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:bool=False, ship:bool=False) -> dict:
+    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA. Shipped adapters are restored first; `ship` ships the new one (and a reward model's vector head) to data/adapters."
     from agent_slo.learn.data import TrainConfig
     from agent_slo.learn.sft import train_sft
     from agent_slo.learn.reward_models import train_rm
@@ -432,6 +439,7 @@ def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:
     cfg = TrainConfig.from_yaml(path)
     if cfg.stage != stage: raise ConfigError(f"{path} is a {cfg.stage} config, not {stage}")
     cfg = cfg.with_overrides(**(overrides or {}))
+    restore_shipped(f" before {cfg.name}")
     meta = {'sft': train_sft, 'rm': train_rm, 'dpo': train_dpo, 'grpo': train_grpo, 'rloo': train_rloo}[stage](cfg)
     m = meta['metrics']
     extra = {'rm': lambda: f"; held-out pair accuracy {m['heldout_accuracy']:.3f}, AUC {m['heldout_auc_success']:.3f} (vector head: accuracy "
@@ -441,21 +449,37 @@ def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:
              'rloo': lambda: f"; reward {m['reward_first']:.3f} -> {m['reward_last']:.3f}, KL {m['kl_last']}, beta {m['beta_first']:.4f} -> {m['beta_last']:.4f}"}.get(stage, lambda: '')()
     print(f"{cfg.name}@{meta['version']}: {m['steps']} steps on {m['rows']} rows in {m['wall_s']:.0f} s, "
           f"loss {m['first_loss']:.3f} -> {m['last_loss']:.3f}; data {meta['data_sha256'][:12]}, config {meta['config_hash']}{extra}")
+    if ship:
+        from agent_slo.core.artifacts import ship_adapter
+        specs = [f"{cfg.name}@{meta['version']}"] + ([f"{cfg.name}-vector@{meta['vector']['version']}"] if stage == 'rm' else [])
+        for spec in specs: print(f"shipped {spec} to {ship_adapter(spec)}")
     return meta
+
+def cmd_adapters(s:Settings, args) -> int:
+    "Ship registered adapters into data/adapters (with checksums) or restore the shipped ones into the registry at their own versions."
+    from agent_slo.core.artifacts import AdapterRegistry, ship_adapter
+    if args.action == 'restore':
+        added = restore_shipped()
+        print(f"{len(added)} adapters restored into {AdapterRegistry().root}" + (f": {', '.join(added)}" if added else " (all shipped ones were there)"))
+        return 0
+    if not args.spec: raise ConfigError("adapters ship needs one or more registered adapters: name or name@vN")
+    for spec in args.spec: print(f"shipped {spec} to {ship_adapter(spec)}")
+    return 0
 
 def cmd_train(s:Settings, args) -> int:
     "Train one stage (or `all`: sft, rm, dpo, grpo, rloo in order, then the RL notebook) from the locked configs; adapters go into artifacts/lora/."
     over = dict(_param(kv) for kv in args.param)
     if args.stage != 'all':
-        train_stage(args.stage, args.train_config, over, long=args.long)
+        train_stage(args.stage, args.train_config, over, long=args.long, ship=args.ship)
         return 0
     if args.train_config: raise ConfigError("--config names one stage's YAML; `train all` uses configs/rl/<stage>.yaml for each")
-    for st in TRAIN_STAGES: train_stage(st, None, over, long=args.long)
+    for st in TRAIN_STAGES: train_stage(st, None, over, long=args.long, ship=args.ship)
     run_paper('p2_rl', preset('rl'), 'out/rl', render=True)
     return 0
 
 def cmd_rl(s:Settings, args) -> int:
-    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, paired comparisons against SFT, curves and figures."
+    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, paired comparisons against SFT, curves and figures (shipped adapters restored first)."
+    restore_shipped(" for the RL evaluation")
     return _experiment(s, args, 'rl', 'p2_rl', [
         ('rl_stages.csv', ['model', 'n', 'validity', 'validity_lo', 'validity_hi', 'success', 'success_lo', 'success_hi', 'p95_e2e_s', 'tokens', 'disagreement'], 'RL stages (held-out dev+test)'),
         ('rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'success_delta', 'success_delta_lo',
@@ -712,8 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
     e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'rloo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
     e.add_argument('--long', action='store_true', help="the about-an-hour configs of configs/rl/long/ (adapters named *-long) instead of the 20-minute demos")
+    e.add_argument('--ship', action='store_true', help="ship the trained adapter into data/adapters (with checksums), so later stages and evaluations elsewhere start from it")
     e.add_argument('--config', dest='train_config', help="the stage's YAML (default: configs/rl/<stage>.yaml); the settings file goes before the command: agent-slo --config settings.yaml train ...")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a config key (JSON values)")
+    e = sub.add_parser('adapters', help="`adapters ship NAME[@vN]...` copies registered adapters into data/adapters with checksums; `adapters restore` registers the shipped ones at their own versions")
+    e.add_argument('action', choices=['ship', 'restore'])
+    e.add_argument('spec', nargs='*', help="ship: registered adapters (name or name@vN)")
     _experiment_parser(sub, 'rl', "the RL notebook: base, SFT, DPO, GRPO and RLOO adapters (demo and long) on held-out BFCL dev+test, paired against SFT, reward models, KL traces and figures",
                        'out/rl', "fewer held-out tasks")
     e = sub.add_parser('risk', help="calibrated risk models (P6b): `risk train churn|accept|<yaml>` fits XGBoost + isotonic calibration on a locked split, reports AUC/ECE/Brier against the exit criteria")
@@ -736,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
             'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
-            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'rl': cmd_rl, 'risk': cmd_risk, 'p6b': cmd_p6b}
+            'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'adapters': cmd_adapters, 'rl': cmd_rl, 'risk': cmd_risk, 'p6b': cmd_p6b}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',
                'rollout': 'rollout_mode', 'canary_percent': 'canary_percent', 'alerts': 'alerts', 'breach_model': 'breach_model'}

@@ -10,8 +10,9 @@ from pathlib import Path
 from .config import ConfigError, Settings, load_settings, project_path
 
 # %% auto #0
-__all__ = ['ArtifactError', 'artifacts_root', 'sha256_file', 'atomic_write', 'Catalog', 'write_manifest', 'read_manifest',
-           'AdapterRegistry', 'adapter_tag', 'adapter_chain', 'resolve_adapter']
+__all__ = ['SHIPPED_KIND', 'ArtifactError', 'artifacts_root', 'sha256_file', 'atomic_write', 'Catalog', 'write_manifest',
+           'read_manifest', 'AdapterRegistry', 'ship_adapter', 'restore_adapters', 'adapter_tag', 'adapter_chain',
+           'resolve_adapter']
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #7fa7bc98
 class ArtifactError(ConfigError):
@@ -159,6 +160,53 @@ class AdapterRegistry:
         return p
     def metadata(self, spec:str) -> dict:
         return json.loads((self.resolve(spec)/'METADATA.json').read_text())
+
+# %% ../../nbs/00_core/04_artifacts.ipynb #71ff5071
+SHIPPED_KIND = 'agent-slo/shipped-adapter'
+
+def ship_adapter(spec:str, dest:str|Path='data/adapters', registry:AdapterRegistry|None=None) -> Path:
+    "Copy a registered adapter version (`name`, `name@vN`) into `dest/<name>@<version>/` with a SHIPPED.json manifest; the folder."
+    reg = registry or AdapterRegistry()
+    src = reg.resolve(spec)
+    name, version = json.loads((src/'METADATA.json').read_text())['name'], src.name
+    dest = project_path(dest); dest.mkdir(parents=True, exist_ok=True)
+    out = dest/f'{name}@{version}'
+    tmp = Path(tempfile.mkdtemp(dir=dest, prefix='.ship-'))
+    try:
+        files = sorted(f.name for f in src.iterdir() if f.is_file())
+        for f in files: shutil.copy2(src/f, tmp/f)
+        write_manifest(tmp, 'SHIPPED.json', SHIPPED_KIND, files, name=name, version=version, shipped=_now())
+        if out.exists(): shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+def _same_files(a:Path, b:Path, files) -> bool:
+    return all((b/f).exists() and sha256_file(a/f) == sha256_file(b/f) for f in files)
+
+def restore_adapters(src:str|Path='data/adapters', registry:AdapterRegistry|None=None) -> list[str]:
+    "Register every shipped adapter under `src` at its own name and version (checksums verified); `name@version` of those added. Idempotent."
+    reg, src, added = registry or AdapterRegistry(), project_path(src), []
+    for d in sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith('.')) if src.exists() else []:
+        m = read_manifest(d, 'SHIPPED.json', SHIPPED_KIND, hint='not a shipped adapter (agent-slo adapters ship writes them)')
+        name, version, files = m['name'], m['version'], [f for f in m['files']]
+        target = reg.folder(name, version)
+        if target.exists():
+            if _same_files(d, target, [f for f in files if f != 'METADATA.json']): continue
+            raise ArtifactError(f"{name}@{version}: the registry under {reg.root} holds a different adapter of that name and version; "
+                                "move one aside (the shipped one, or the registry's) before restoring")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix='.incoming-'))
+        try:
+            for f in files: shutil.copy2(d/f, tmp/f)
+            os.rename(tmp, target)
+        finally:
+            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        cur = reg.current(name)
+        if cur is None or int(cur[1:]) < int(version[1:]): reg.set_current(name, version, reason=f'restored from {d.name}')
+        added.append(f'{name}@{version}')
+    return added
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #85a1b8ee
 def adapter_tag(adapter:str|Path) -> str:

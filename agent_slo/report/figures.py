@@ -571,7 +571,7 @@ def fig_breach(observed:pd.DataFrame, curve:pd.DataFrame, slo_s:float, name:str=
         c = curve[curve['max_tokens'] == mt]
         ax.plot(c['queue_depth'], c['p'], c=f'C{k}', lw=1.2, label=f"model P(breach), median request, max_tokens {int(mt)}")
     ax.set(xlabel='requests in flight at arrival (12 = 12 or more)', ylabel=f'P(end-to-end > {slo_s:g} s or no answer)', ylim=(-0.02, 1.02),
-           title='SLO breaches against queue depth (test and training records)')
+           title=f'SLO breaches against queue depth (all {len(observed)} records)')
     ax.legend(fontsize=6, loc='upper left')
     fig.tight_layout()
     return save_fig(fig, name, folder)
@@ -585,7 +585,7 @@ def fig_decision_curves(curves:pd.DataFrame, cost_limit:float|None=None, name:st
     for ax, (col, title) in zip(axes, panels):
         sns.lineplot(data=curves, x='timesteps', y=col, ax=ax, errorbar=('pi', 100), lw=1)
         if col == 'violations':
-            ax.set_yscale('symlog', linthresh=1)
+            ax.set_yscale('symlog', linthresh=1); ax.set_ylim(bottom=0)   # counts: no negative axis
             if cost_limit is not None: ax.axhline(cost_limit, c='grey', ls='--', lw=0.8, label=f'limit d = {cost_limit:g}'); ax.legend(fontsize=6)
         ax.set(title=title, xlabel='environment steps', ylabel=None)
     fig.suptitle(f"mean over {curves['seed'].nunique()} seeds; band: range of seeds", fontsize=8, y=1.02)
