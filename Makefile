@@ -158,6 +158,7 @@ train.long: install
 	$(BIN)/agent-slo train all --long --ship
 
 rl: install
+	$(BIN)/agent-slo adapters restore
 	$(BIN)/agent-slo rl
 
 # README.md is rendered from nbs/index.ipynb (pandoc; nbdev_readme would need Quarto)

@@ -428,7 +428,7 @@ def restore_shipped(where:str='') -> list[str]:
     return added
 
 def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:bool=False, ship:bool=False) -> dict:
-    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA. Shipped adapters are restored first; `ship` ships the new one (and a reward model's vector head) to data/adapters."
+    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA. A long stage restores the shipped adapters first; `ship` ships the new one (and a reward model's vector head) to data/adapters."
     from agent_slo.learn.data import TrainConfig
     from agent_slo.learn.sft import train_sft
     from agent_slo.learn.reward_models import train_rm
@@ -439,7 +439,7 @@ def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:
     cfg = TrainConfig.from_yaml(path)
     if cfg.stage != stage: raise ConfigError(f"{path} is a {cfg.stage} config, not {stage}")
     cfg = cfg.with_overrides(**(overrides or {}))
-    restore_shipped(f" before {cfg.name}")
+    if long: restore_shipped(f" before {cfg.name}")   # the long chain resumes from what earlier stages shipped
     meta = {'sft': train_sft, 'rm': train_rm, 'dpo': train_dpo, 'grpo': train_grpo, 'rloo': train_rloo}[stage](cfg)
     m = meta['metrics']
     extra = {'rm': lambda: f"; held-out pair accuracy {m['heldout_accuracy']:.3f}, AUC {m['heldout_auc_success']:.3f} (vector head: accuracy "
@@ -478,8 +478,7 @@ def cmd_train(s:Settings, args) -> int:
     return 0
 
 def cmd_rl(s:Settings, args) -> int:
-    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, paired comparisons against SFT, curves and figures (shipped adapters restored first)."
-    restore_shipped(" for the RL evaluation")
+    "The RL notebook: every registered stage evaluated on held-out BFCL dev+test through the P1 harness, paired comparisons against SFT, curves and figures (`adapters restore` first brings in the shipped ones)."
     return _experiment(s, args, 'rl', 'p2_rl', [
         ('rl_stages.csv', ['model', 'n', 'validity', 'validity_lo', 'validity_hi', 'success', 'success_lo', 'success_hi', 'p95_e2e_s', 'tokens', 'disagreement'], 'RL stages (held-out dev+test)'),
         ('rl_win_rates.csv', ['model', 'reference', 'tasks', 'wins', 'ties', 'losses', 'win_rate', 'win_rate_lo', 'win_rate_hi', 'success_delta', 'success_delta_lo',
