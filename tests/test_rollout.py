@@ -6,7 +6,7 @@ import json, signal, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx, openai, pytest
+import httpx, jsonschema, openai, pytest
 
 from agent_slo.core.artifacts import AdapterRegistry
 from agent_slo.core.config import load_settings
@@ -27,17 +27,28 @@ ALERTS = """alerts:
     - {name: errors, sli: error, objective: 0.99, for_s: 2, min_events: 3, windows: [{long_s: 30, short_s: 15, burn: 10}]}
 """
 
+def _fits(text:str) -> bool:
+    try: jsonschema.validate(json.loads(text), SCHEMA); return True
+    except (ValueError, jsonschema.ValidationError): return False
+
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp('rollout')
     reg = AdapterRegistry(d/'art')
-    # a LoRA with large random weights: its answers run on past the token cap, so they never close their JSON
-    reg.register('bad', random_adapter(d/'bad', alpha=512, r=2, targets=('q_proj', 'k_proj', 'v_proj', 'o_proj')), {'purpose': 'breaks the schema'}, make_current=False)
-    reg.register('good', random_adapter(d/'good', alpha=1, r=2), {'purpose': 'a harmless candidate'}, make_current=False)
     (d/'alerts.yaml').write_text(ALERTS)
     env = {'AGENT_SLO_ARTIFACTS': str(d/'art'), 'AGENT_SLO_ALERTS': str(d/'alerts.yaml'), 'AGENT_SLO_THREADS': '2',
            'AGENT_SLO_MAX_BATCH': '1'}   # one request per forward pass: answers comparable token for token with the references asked alone
     base = HFEngine(settings=load_settings(env=env))
+    # a LoRA with large random weights, whose answer to every question breaks the schema (most run on past the token cap).
+    # Which random draw does that depends on the library versions' initialisation, so the first seed that does is taken.
+    for seed in range(8):
+        bad = random_adapter(d/f'bad-{seed}', alpha=512, r=2, targets=('q_proj', 'k_proj', 'v_proj', 'o_proj'), seed=seed)
+        eng = HFEngine(settings=load_settings(env=env), adapter=str(bad))
+        outs = [eng.generate([ChatRequest([{'role': 'user', 'content': q}], max_tokens=MAX_TOKENS, temperature=0, json_schema=SCHEMA)])[0].text for q in QS]
+        if not any(_fits(o) for o in outs): break
+    else: pytest.fail("none of 8 random adapters breaks the schema on every question")
+    reg.register('bad', bad, {'purpose': 'breaks the schema', 'seed': seed}, make_current=False)
+    reg.register('good', random_adapter(d/'good', alpha=1, r=2), {'purpose': 'a harmless candidate'}, make_current=False)
     refs = {}
     for adapter in (None, 'bad@v1', 'good@v1'):   # the reference answer of each model, asked alone
         eng = base if adapter is None else HFEngine(settings=load_settings(env=env), adapter=adapter)
