@@ -18,7 +18,7 @@ from ..agent.toolcall import AgentConfig, request_for
 from ..eval.harness import run_load
 from .models import CalibratedRisk, evaluate_risk, exit_criteria, load_risk, risk_dir, save_risk
 from ..tasks.bfcl import subset
-from ..tasks.tabular import check_split, ensure_catalogued, split_tabular
+from ..tasks.tabular import check_split, ensure_catalogued, split_fingerprint, split_tabular
 
 # %% auto #0
 __all__ = ['RUN_KEYS', 'BREACH_FEATURES', 'CATEGORICAL', 'queue_depth_at_arrival', 'breach_labels', 'breach_frame',
@@ -140,7 +140,7 @@ def train_breach(cfg:BreachConfig|str|Path, root=None, save:bool=True, catalog:C
     t0 = time.perf_counter()
     recs, parts = breach_parts(cfg)
     df = pd.concat(parts.values())
-    fp = check_split(parts, cfg.split_fingerprint, where=f'breach model {cfg.name!r}')
+    fp = split_fingerprint(parts)   # breach_parts checked it against the lock
     if save: ensure_catalogued('breach', parts, catalog or Catalog(root), entry=cfg.name, source=' '.join(f"{f} sha256:{h[:12]}" for f, h in cfg.records_sha256.items()) or ' '.join(cfg.records))
     meta = {'config': cfg.model_dump(mode='json'), 'config_hash': cfg.hash, 'split_fingerprint': fp, 'rows': {p: len(v) for p, v in parts.items()},
             'breach_rate': float(df['y'].mean()), 'slo_s': cfg.slo_s, 'runs': int(recs['run_id'].nunique())}
