@@ -17,9 +17,9 @@ from ..tasks.bfcl import Task, function_schema, judge, bfcl_prompting
 # %% auto #0
 __all__ = ['PROMPTS', 'ANSWER_NOTE', 'CALL_MODES', 'AgentConfig', 'system_prompt', 'call_mode', 'prompt_format', 'tools_for',
            'messages_for', 'contract_schema', 'Parsed', 'parse_calls', 'parse_prompting', 'parse_tool_calls',
-           'render_calls', 'to_bfcl', 'request_for', 'AgentResult', 'outcome', 'act_batch', 'act', 'normalise_calls',
-           'vote', 'esc_stop', 'leader_confidence', 'adaptive_stop', 'group_confidence', 'lowest_group_confidence',
-           'weighted_vote']
+           'render_calls', 'to_bfcl', 'request_for', 'message_text', 'prompt_chars', 'AgentResult', 'outcome',
+           'act_batch', 'act', 'normalise_calls', 'vote', 'esc_stop', 'leader_confidence', 'adaptive_stop',
+           'group_confidence', 'lowest_group_confidence', 'weighted_vote']
 
 # %% ../../nbs/30_agent/30_toolcall.ipynb #615a7957
 @dataclass
@@ -248,6 +248,14 @@ def request_for(task:Task, cfg:AgentConfig, seed:int|None=None) -> ChatRequest:
                        seed=cfg.seed if seed is None else seed, json_schema=contract_schema(task, cfg) if cfg.constrained and mode == 'json' else None,
                        think=cfg.think, max_thought_tokens=cfg.max_thought_tokens, metadata={'category': task.category},
                        tools=tools_for(task) if mode == 'fc' else None, tool_choice=cfg.tool_choice if mode == 'fc' else None, features=cfg.features)
+
+def message_text(m:dict) -> str:
+    "A chat message's content as text: a string as it is, anything else (parts, None) as its JSON."
+    return m.get('content') if isinstance(m.get('content'), str) else json.dumps(m.get('content'))
+
+def prompt_chars(req:ChatRequest) -> int:
+    "Characters in a request's messages: the prompt-length feature that the gateway's scheduler and the breach-risk model both read."
+    return sum(len(message_text(m)) for m in req.messages)
 
 @dataclass
 class AgentResult:

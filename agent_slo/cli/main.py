@@ -428,7 +428,7 @@ def restore_shipped(where:str='') -> list[str]:
     return added
 
 def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:bool=False, ship:bool=False) -> dict:
-    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA. A long stage restores the shipped adapters first; `ship` ships the new one (and a reward model's vector head) to data/adapters."
+    "Train one stage from its locked YAML (default configs/rl/<stage>.yaml, or configs/rl/long/<stage>.yaml with `long`) with key overrides; print its line; returns the adapter's METADATA. A long stage restores the shipped adapters first; `ship` ships the new one (and a reward model's vector head) to data/adapters, and a preference stage's judged samples to data/rl/samples."
     from agent_slo.learn.data import TrainConfig
     from agent_slo.learn.sft import train_sft
     from agent_slo.learn.reward_models import train_rm
@@ -453,6 +453,9 @@ def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:
         from agent_slo.core.artifacts import ship_adapter
         specs = [f"{cfg.name}@{meta['version']}"] + ([f"{cfg.name}-vector@{meta['vector']['version']}"] if stage == 'rm' else [])
         for spec in specs: print(f"shipped {spec} to {ship_adapter(spec)}")
+        if stage in ('rm', 'dpo') and cfg.samples:   # the parent's judged samples too: the other preference stage trains on them elsewhere
+            from agent_slo.learn.preferences import data_key, ship_samples
+            if (project_path('out', 'rl', 'samples')/f'{data_key(cfg)}.jsonl').exists(): print(f"shipped samples {data_key(cfg)} to {ship_samples(cfg)}")
     return meta
 
 def cmd_adapters(s:Settings, args) -> int:
@@ -503,24 +506,11 @@ def _risk_decide(args) -> int:
     print(res['wall'].to_string(index=False)); print(f"tables and policies in {args.out}")
     return 0
 
-def _vllm_gateway(knobs:dict, d:Path, env:dict|None=None):
-    "A gateway on a managed vLLM with `knobs`, logging under `d`; ConfigError when vLLM is not built or does not start."
-    import json as _json
-    from agent_slo.engine.vllm import vllm_python
-    from agent_slo.serve.gateway import LocalServer
-    if vllm_python() is None: raise ConfigError("this runs on the managed vLLM: build it with `make vllm`")
-    d.mkdir(parents=True, exist_ok=True)
-    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': 256, 'vllm': {**knobs, 'log_path': str(d/'vllm.log')}}]
-    gw = LocalServer({'AGENT_SLO_BACKENDS': _json.dumps(spec), 'AGENT_SLO_MAX_QUEUE': 256, 'AGENT_SLO_SERVE_RECORDS': str(d/'gateway.jsonl'), **(env or {})}, log_path=d/'serve.log')
-    if gw.health()['backends'][0]['kind'] != 'vllm':
-        gw.stop(); raise ConfigError(f"the managed vLLM did not start (see {d/'vllm.log'})")
-    return gw
-
 def _risk_admit(args) -> int:
     "Breach-risk admission live: the breach config's `admit` experiment on a gateway reading the trained breach model (trained first when missing); shipped gzipped."
     from agent_slo.risk.breach import BreachAdmit, BreachCollect, BreachConfig, admission_runs, admission_tasks, ship_records, train_breach
     from agent_slo.risk.models import risk_dir
-    from agent_slo.serve.gateway import gateway_engine
+    from agent_slo.serve.gateway import gateway_engine, vllm_gateway
     path = project_path(args.name or 'configs/risk/breach.yaml')
     bcfg, ccfg, acfg = BreachConfig.from_yaml(path), BreachCollect.from_yaml(path), BreachAdmit.from_yaml(path)
     if args.param: acfg = acfg.with_overrides(**dict(_param(kv) for kv in args.param))
@@ -528,7 +518,7 @@ def _risk_admit(args) -> int:
     if not (model/'METADATA.json').exists(): train_breach(bcfg)
     exclude = {t.id for s in ccfg.seeds for t in ccfg.tasks(s)}
     t0 = time.time()
-    gw = _vllm_gateway(ccfg.knobs, project_path(acfg.out), {'AGENT_SLO_BREACH_MODEL': str(model)})
+    gw = vllm_gateway(ccfg.knobs, project_path(acfg.out), {'AGENT_SLO_BREACH_MODEL': str(model)})
     try: out = admission_runs(gateway_engine(gw.base_url), gw.base_url, acfg, exclude)
     finally: gw.stop()
     sha = ship_records([out/f'{p}.jsonl' for p in acfg.policies], acfg.ship)   # the client's records; the gateway's own lie beside them
@@ -539,13 +529,13 @@ def _risk_admit(args) -> int:
 def _risk_collect(args) -> int:
     "The SLO-breach records: the breach config's load grid, open loop through a gateway on the managed vLLM (resumable), shipped gzipped with its sha256."
     from agent_slo.risk.breach import BreachCollect, collect_breach, ship_records
-    from agent_slo.serve.gateway import gateway_engine
+    from agent_slo.serve.gateway import gateway_engine, vllm_gateway
     path = project_path(args.name or 'configs/risk/breach.yaml')
     cfg = BreachCollect.from_yaml(path)
     if args.param: cfg = cfg.with_overrides(**dict(_param(kv) for kv in args.param))
     out = project_path(cfg.out)
     t0 = time.time()
-    gw = _vllm_gateway(cfg.knobs, out.parent)
+    gw = vllm_gateway(cfg.knobs, out.parent)
     try: collect_breach(gateway_engine(gw.base_url), cfg, out)
     finally: gw.stop()
     sha = ship_records(out, cfg.ship)
@@ -735,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser('train', help="fine-tune the embedded model with LoRA from a locked config (configs/rl/<stage>.yaml); registers the adapter")
     e.add_argument('stage', choices=['sft', 'rm', 'dpo', 'grpo', 'rloo', 'all'], help="training stage, or all of them in order followed by the RL notebook")
     e.add_argument('--long', action='store_true', help="the about-an-hour configs of configs/rl/long/ (adapters named *-long) instead of the 20-minute demos")
-    e.add_argument('--ship', action='store_true', help="ship the trained adapter into data/adapters (with checksums), so later stages and evaluations elsewhere start from it")
+    e.add_argument('--ship', action='store_true', help="ship the trained adapter into data/adapters (with checksums; a preference stage also ships its judged samples into data/rl/samples), so later stages and evaluations elsewhere start from them")
     e.add_argument('--config', dest='train_config', help="the stage's YAML (default: configs/rl/<stage>.yaml); the settings file goes before the command: agent-slo --config settings.yaml train ...")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a config key (JSON values)")
     e = sub.add_parser('adapters', help="`adapters ship NAME[@vN]...` copies registered adapters into data/adapters with checksums; `adapters restore` registers the shipped ones at their own versions")

@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import ConfigError, Settings, load_settings, project_path
 
 # %% auto #0
-__all__ = ['SHIPPED_KIND', 'ArtifactError', 'artifacts_root', 'sha256_file', 'atomic_write', 'Catalog', 'write_manifest',
-           'read_manifest', 'AdapterRegistry', 'ship_adapter', 'restore_adapters', 'adapter_tag', 'adapter_chain',
-           'resolve_adapter']
+__all__ = ['SHIPPED_KIND', 'ArtifactError', 'artifacts_root', 'sha256_file', 'check_sha256', 'atomic_write', 'Catalog',
+           'write_manifest', 'read_manifest', 'AdapterRegistry', 'ship_adapter', 'restore_adapters', 'adapter_tag',
+           'adapter_chain', 'resolve_adapter']
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #7fa7bc98
 class ArtifactError(ConfigError):
@@ -28,6 +28,14 @@ def sha256_file(path:str|Path) -> str:
     with open(path, 'rb') as f:
         for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
     return h.hexdigest()
+
+def check_sha256(path:str|Path, want:str, what:str, verb:str='recorded', advice:str='', label:str|None=None) -> Path:
+    "`path` once it exists and its sha256 is `want`; otherwise `ArtifactError` naming `what`, the file (`label`), both digests and `advice`."
+    path = Path(path); label = label or str(path)
+    if not path.exists(): raise ArtifactError(f"{what}: {label} is missing" + (f"; {advice}" if advice else ''))
+    if (got := sha256_file(path)) != want:
+        raise ArtifactError(f"{what}: {label} changed since it was {verb} (sha256 {got[:12]}..., expected {want[:12]}...)" + (f"; {advice}" if advice else ''))
+    return path
 
 def atomic_write(path:str|Path, text:str|bytes):
     "Write `text` (or bytes) to `path` through a temporary file, fsync and rename, so a reader never sees half a file."
@@ -61,10 +69,7 @@ class Catalog:
         names = [name] if name else list(cat)
         for n in names:
             if n not in cat: raise ArtifactError(f"dataset {n!r} is not in {self.path}; known: {', '.join(cat) or 'none'}")
-            f = self.root/cat[n]['path']
-            if not f.exists(): raise ArtifactError(f"dataset {n!r}: {f} is missing")
-            if (got := sha256_file(f)) != cat[n]['sha256']:
-                raise ArtifactError(f"dataset {n!r}: {f} changed since it was catalogued (sha256 {got[:12]}..., catalog says {cat[n]['sha256'][:12]}...); rebuild it")
+            check_sha256(self.root/cat[n]['path'], cat[n]['sha256'], f"dataset {n!r}", 'catalogued', 'rebuild it')
         return {n: cat[n] for n in names}
     def load(self, name:str) -> list[dict]:
         "The rows of a catalogued dataset, after verifying its checksum."
@@ -90,10 +95,7 @@ def read_manifest(folder:str|Path, manifest:str, kind:str, files:list[str]|None=
     listed = m.get('files') if isinstance(m.get('files'), dict) else {}
     if files is not None and set(listed) != set(files): raise ArtifactError(f"{folder}: {manifest} lists {sorted(listed)}, expected {sorted(files)}")
     if not listed: raise ArtifactError(f"{folder}: {manifest} lists no files")
-    for f, want in listed.items():
-        if not (folder/f).exists(): raise ArtifactError(f"{folder}: {f} is missing")
-        if (got := sha256_file(folder/f)) != want:
-            raise ArtifactError(f"{folder}: {f} changed since it was saved (sha256 {got[:12]}..., recorded {want[:12]}...); retrain or restore it")
+    for f, want in listed.items(): check_sha256(folder/f, want, str(folder), 'saved', 'retrain or restore it', label=f)
     return m
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #0cb90bc4
@@ -114,22 +116,26 @@ class AdapterRegistry:
         return sorted(vs, key=lambda v: int(v[1:]))
     def names(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name)) if self.root.exists() else []
-    def register(self, name:str, adapter_dir:str|Path, metadata:dict, make_current:bool=True) -> str:
-        "Copy a saved peft adapter in as the next version of `name`, with its METADATA.json; returns the version."
+    def register(self, name:str, adapter_dir:str|Path, metadata:dict, make_current:bool=True, version:str|None=None) -> str:
+        "Copy a saved peft adapter in as the next version of `name` (or as exactly `version`, which must be free), with its METADATA.json; returns the version."
         src = Path(adapter_dir)
         if not (src/'adapter_config.json').exists(): raise ArtifactError(f"{src} is not a saved peft adapter (no adapter_config.json)")
         (self.root/name).mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root/name, prefix='.incoming-'))
         try:
             for f in src.iterdir():
-                if f.is_file(): shutil.copy2(f, tmp/f.name)
+                if f.is_file() and f.name != 'SHIPPED.json': shutil.copy2(f, tmp/f.name)   # a shipping manifest is not part of the adapter
             (tmp/'METADATA.json').write_text(json.dumps({'name': name, 'created': _now(), **metadata}, indent=1, default=str))
-            for _ in range(100):   # another writer may take the same number: retry with the next one
-                vs = self.versions(name)
-                version = f"v{int(vs[-1][1:]) + 1 if vs else 1}"
-                try: os.rename(tmp, self.folder(name, version)); break
-                except OSError: continue
-            else: raise ArtifactError(f"could not allocate a version for {name}")
+            if version is not None:
+                try: os.rename(tmp, self.folder(name, version))
+                except OSError: raise ArtifactError(f"{name}@{version} is already registered under {self.root}") from None
+            else:
+                for _ in range(100):   # another writer may take the same number: retry with the next one
+                    vs = self.versions(name)
+                    version = f"v{int(vs[-1][1:]) + 1 if vs else 1}"
+                    try: os.rename(tmp, self.folder(name, version)); break
+                    except OSError: continue
+                else: raise ArtifactError(f"could not allocate a version for {name}")
         finally:
             if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
         if make_current: self.set_current(name, version)
@@ -196,13 +202,7 @@ def restore_adapters(src:str|Path='data/adapters', registry:AdapterRegistry|None
             if _same_files(d, target, [f for f in files if f != 'METADATA.json']): continue
             raise ArtifactError(f"{name}@{version}: the registry under {reg.root} holds a different adapter of that name and version; "
                                 "move one aside (the shipped one, or the registry's) before restoring")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix='.incoming-'))
-        try:
-            for f in files: shutil.copy2(d/f, tmp/f)
-            os.rename(tmp, target)
-        finally:
-            if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
+        reg.register(name, d, json.loads((d/'METADATA.json').read_text()), make_current=False, version=version)   # its own metadata, creation time included
         cur = reg.current(name)
         if cur is None or int(cur[1:]) < int(version[1:]): reg.set_current(name, version, reason=f'restored from {d.name}')
         added.append(f'{name}@{version}')

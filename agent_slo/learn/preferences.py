@@ -4,14 +4,14 @@
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #7bef61ee
 from __future__ import annotations
-import json, random, time
+import gzip, json, random, time
 from pathlib import Path
 
 import numpy as np, pandas as pd
 from tqdm.auto import tqdm
 
 from ..core.config import config_hash, project_path
-from ..core.artifacts import Catalog, AdapterRegistry
+from ..core.artifacts import Catalog, AdapterRegistry, ArtifactError, atomic_write, read_manifest, write_manifest
 from ..core.records import load_records
 from ..engine.base import ChatRequest, Engine
 from ..engine.hf import HFEngine
@@ -24,8 +24,9 @@ from ..eval.reward import VECTOR, reward_vectors, load_reward
 from .data import TrainConfig, contract_text, episode_sft_rows
 
 # %% auto #0
-__all__ = ['data_key', 'sample_candidates', 'preference_pairs', 'step_verdict', 'episode_preference_pairs', 'near_miss_function',
-           'hard_negatives', 'hard_negative_pairs', 'preference_data', 'pair_counts']
+__all__ = ['SHIPPED_SAMPLES', 'SAMPLES_KIND', 'data_key', 'sample_candidates', 'preference_pairs', 'ship_samples',
+           'restore_samples', 'step_verdict', 'episode_preference_pairs', 'near_miss_function', 'hard_negatives',
+           'hard_negative_pairs', 'preference_data', 'pair_counts']
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #6656b100
 def data_key(cfg:TrainConfig) -> str:
@@ -36,6 +37,7 @@ def data_key(cfg:TrainConfig) -> str:
 def sample_candidates(cfg:TrainConfig, out:str|Path|None=None, registry:AdapterRegistry|None=None, progress:bool=True, engine:Engine|None=None):
     "The parent's (or `engine`'s) sampled answers on train-split tasks, as records (resumable); returns (a DataFrame with the reward vector, the model id)."
     out = Path(out or project_path('out', 'rl', 'samples'))/f'{data_key(cfg)}.jsonl'
+    if not out.exists(): restore_samples(data_key(cfg), out)   # samples shipped from an earlier long run: no sampling again
     engine = engine or HFEngine(adapter=None if cfg.parent is None else (registry or AdapterRegistry()).resolve(cfg.parent), threads=cfg.threads)
     acfg = AgentConfig(temperature=cfg.sample_temperature, max_tokens=cfg.max_completion_length, seed=cfg.seed)
     run_samples(engine, cfg.tasks(), acfg, out, n=cfg.samples, window=cfg.samples, batch_size=8, stage='pairs', progress=progress)
@@ -67,6 +69,28 @@ def preference_pairs(cands:pd.DataFrame, cfg:TrainConfig) -> tuple[list[dict], l
                     made += 1
     return cand_rows, pairs
 
+
+# %% ../../nbs/50_learn/52_preferences.ipynb #6424c8b8
+SHIPPED_SAMPLES, SAMPLES_KIND = 'data/rl/samples', 'agent-slo/samples'
+
+def ship_samples(cfg:TrainConfig, out:str|Path|None=None, dest:str|Path=SHIPPED_SAMPLES) -> Path:
+    "Gzip the judged samples of `cfg` (`out/<data_key>.jsonl`) into `dest/<data_key>/samples.jsonl.gz` with a SHIPPED.json manifest; the folder."
+    key = data_key(cfg)
+    src = Path(out or project_path('out', 'rl', 'samples'))/f'{key}.jsonl'
+    if not src.exists(): raise ArtifactError(f"{src}: no samples to ship for {cfg.name or cfg.stage} (run its stage first)")
+    raw = src.read_bytes()
+    folder = project_path(dest)/key
+    atomic_write(folder/'samples.jsonl.gz', gzip.compress(raw, mtime=0))   # mtime 0: the same records give the same bytes
+    write_manifest(folder, 'SHIPPED.json', SAMPLES_KIND, ['samples.jsonl.gz'], data_key=key, parent=cfg.parent, records=raw.count(b'\n'))
+    return folder
+
+def restore_samples(key:str, out:str|Path, src:str|Path=SHIPPED_SAMPLES) -> bool:
+    "Write the shipped samples of `data_key` `key` to `out` (checksums verified) when `out` does not exist yet; whether it did."
+    folder, out = project_path(src)/key, Path(out)
+    if out.exists() or not folder.exists(): return False
+    read_manifest(folder, 'SHIPPED.json', SAMPLES_KIND, ['samples.jsonl.gz'], hint='not shipped samples (ship_samples writes them)')
+    atomic_write(out, gzip.decompress((folder/'samples.jsonl.gz').read_bytes()))
+    return True
 
 # %% ../../nbs/50_learn/52_preferences.ipynb #a6ee8363
 def step_verdict(episode:Episode, turn:int, before:list[dict], calls:list[dict]) -> Verdict:

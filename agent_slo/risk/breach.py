@@ -11,10 +11,10 @@ from typing import ClassVar
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, Catalog, atomic_write, sha256_file
+from ..core.artifacts import ArtifactError, Catalog, atomic_write, check_sha256, sha256_file
 from ..core.config import ConfigModel, project_path
 from ..core.records import load_records
-from ..agent.toolcall import AgentConfig, request_for
+from ..agent.toolcall import AgentConfig, prompt_chars, request_for
 from ..eval.harness import run_load
 from .models import CalibratedRisk, evaluate_risk, exit_criteria, load_risk, risk_dir, save_risk
 from ..tasks.bfcl import subset
@@ -60,7 +60,7 @@ def _prompt_chars(task_id:str, cfg_json:str) -> float:
     if t is None: return float('nan')
     known = set(AgentConfig.__dataclass_fields__)
     req = request_for(t, AgentConfig(**{k: v for k, v in json.loads(cfg_json).items() if k in known}))
-    return float(sum(len(m['content'] if isinstance(m.get('content'), str) else json.dumps(m.get('content'))) for m in req.messages))
+    return float(prompt_chars(req))
 
 def breach_labels(df:pd.DataFrame, slo_s:float) -> np.ndarray:
     "1 when a request ended after `slo_s` or without an answer (an engine error, a refusal), else 0."
@@ -118,11 +118,7 @@ def _split(df:pd.DataFrame, cfg:BreachConfig, runs:pd.Series) -> dict:
 
 def _verify_records(cfg:BreachConfig):
     for f, want in cfg.records_sha256.items():
-        p = project_path(f)
-        if not p.exists(): raise ArtifactError(f"breach model {cfg.name!r}: records file {f} is missing")
-        if (got := sha256_file(p)) != want:
-            raise ArtifactError(f"breach model {cfg.name!r}: {f} has sha256 {got[:12]}..., the config locks {want[:12]}...; "
-                                "the records changed. Restore them, or collect anew and relock deliberately.")
+        check_sha256(project_path(f), want, f"breach model {cfg.name!r}", 'locked in the config', 'restore the records, or collect anew and relock deliberately', label=f)
 
 def breach_parts(cfg:BreachConfig) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     "The config's records (checksums verified) and their breach table split into train, calib and test (the split's lock checked)."
@@ -255,7 +251,6 @@ def load_admission(cfg:BreachAdmit) -> pd.DataFrame:
     "The shipped admission records (checksum verified when locked), with each request's `policy`."
     p = project_path(cfg.ship)
     if not p.exists(): raise ArtifactError(f"no admission records at {cfg.ship}: run `agent-slo risk admit`")
-    if cfg.ship_sha256 and (got := sha256_file(p)) != cfg.ship_sha256:
-        raise ArtifactError(f"{cfg.ship} has sha256 {got[:12]}..., the config locks {cfg.ship_sha256[:12]}...; restore it, or rerun and relock deliberately")
+    if cfg.ship_sha256: check_sha256(p, cfg.ship_sha256, 'admission records', 'locked in the config', 'restore them, or rerun and relock deliberately', label=cfg.ship)
     df = load_records(p)
     return df.assign(policy=df['stage'].str.removeprefix('admit-'))

@@ -39,7 +39,7 @@ __all__ = ['log', 'GATEWAY_FIELDS', 'LATENCY_BUCKETS', 'BACKEND_HEADER', 'REQUES
            'SchedulerBody', 'AdapterBody', 'RewardBody', 'StreamOptions', 'ChatBody', 'Ticket', 'Batcher',
            'ServerMetrics', 'answer_validity', 'Trace', 'RecordSink', 'BackendDown', 'Backend', 'LocalBackend',
            'ProxyBackend', 'VLLMBackend', 'build_backends', 'auto_backends', 'Route', 'Router', 'create_app',
-           'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine']
+           'is_loopback', 'serve', 'ServerThread', 'LocalServer', 'gateway_engine', 'vllm_gateway']
 
 # %% ../../nbs/70_serve/70_gateway.ipynb #75ac9ac4
 class Message(BaseModel):
@@ -1151,3 +1151,15 @@ def gateway_engine(base_url:str, model:str|None=None, api_key:str='none', **kw):
     eng = OpenAIEngine(base_url, api_key, model=model, settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}), **kw)
     eng.engine_id = 'serve:' + '+'.join(kinds)
     return eng
+
+def vllm_gateway(knobs:dict, log_dir:str|Path, env:dict|None=None, max_queue:int=256) -> LocalServer:
+    "A gateway over one managed vLLM started with `knobs`, its logs and records under `log_dir`; `ConfigError` when vLLM is not built or does not start (experiments that measure vLLM stop rather than fall back)."
+    from agent_slo.engine.vllm import vllm_python
+    if vllm_python() is None: raise ConfigError("this runs on the managed vLLM: build it with `make vllm`")
+    d = Path(log_dir); d.mkdir(parents=True, exist_ok=True)
+    spec = [{'name': 'vllm', 'kind': 'vllm', 'priority': True, 'max_inflight': max_queue, 'vllm': {**knobs, 'log_path': str(d/'vllm.log')}}]
+    gw = LocalServer({'AGENT_SLO_BACKENDS': json.dumps(spec), 'AGENT_SLO_MAX_QUEUE': max_queue, 'AGENT_SLO_SERVE_RECORDS': str(d/'gateway.jsonl'), **(env or {})},
+                     log_path=d/'serve.log')
+    if gw.health()['backends'][0]['kind'] != 'vllm':
+        gw.stop(); raise ConfigError(f"the managed vLLM did not start with {knobs} (see {d/'vllm.log'})")
+    return gw

