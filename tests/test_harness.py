@@ -108,3 +108,35 @@ def test_find_max_rate_on_a_real_server(tmp_path, load_server):
     res = find_max_rate(load_server.engine(), tasks, AgentConfig(max_tokens=4, max_calls=1), tmp_path/'search.jsonl',
                         slo={'ttft_s': 1e-4}, target=0.5, rates=(1, 2), bisect_steps=0, progress=False)
     assert res['max_rate'] is None and res['tried'][1] == 0.0
+
+LOAD_RUNNER = textwrap.dedent('''
+    import sys
+    from agent_slo.engine.client import OpenAIEngine
+    from agent_slo.core.config import load_settings
+    from agent_slo.tasks.bfcl import subset
+    from agent_slo.agent.toolcall import AgentConfig
+    from agent_slo.eval.harness import run_load
+    eng = OpenAIEngine(sys.argv[2], 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
+    run_load(eng, subset('simple_python', 6, seed=8), AgentConfig(constrained=False, max_calls=1), sys.argv[1], 0.5, seed=3, progress=False)
+''')
+
+def test_open_loop_killed_while_sending_keeps_what_finished(tmp_path):
+    "Answers are written as they land, not after the last send: a run killed mid-schedule keeps them, and the resumed run completes it without duplicates."
+    out = tmp_path/'load.jsonl'
+    with Scripted(['ok']) as srv:   # answers at once: every request but the unsent ones finishes before the kill
+        p = subprocess.Popen([sys.executable, '-c', LOAD_RUNNER, str(out), srv.url])
+        t0 = time.time()
+        while time.time() - t0 < 60 and not (out.exists() and len(read_records(out)) >= 2): time.sleep(0.05)
+        p.send_signal(signal.SIGKILL); p.wait()
+        kept = read_records(out)
+        # 6 requests at 0.5 req/s take about 12 s to send; the kill came when two had answered
+        assert 2 <= len(kept) < 6, len(kept)
+        assert srv.hits < 6   # killed while still sending
+        from agent_slo.engine.client import OpenAIEngine
+        from agent_slo.core.config import load_settings
+        eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
+        run_load(eng, subset('simple_python', 6, seed=8), AgentConfig(constrained=False, max_calls=1), out, 0.5, seed=3, progress=False)
+    recs = read_records(out)
+    ids = Counter(r['task_id'] for r in recs)
+    assert len(recs) == 6 and set(ids.values()) == {1}, ids   # each task once: nothing lost, nothing twice
+    assert {r['task_id'] for r in kept} <= set(ids)

@@ -149,14 +149,17 @@ async def _open_loop(engine, items, cfg, rate, burstiness, seed, writer, run_id,
         try: c = engine.complete(req)
         except EngineError as e: return make_record(run_id, task, h, rep, cfg.seed + rep, engine, cfg, err=e, t_scheduled=t_sched, t_submit=req.t_submit, load_level=rate, stage=stage)
         return make_record(run_id, task, h, rep, cfg.seed + rep, engine, cfg, c, t_scheduled=t_sched, load_level=rate, stage=stage)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(items), 512))) as pool:
+    bar = tqdm(total=len(items), desc=f'{rate:g} req/s', disable=not progress, leave=False, mininterval=2)
+    def written(f):   # on the loop's thread, as each answer lands: a run killed while still sending keeps what finished
+        if not f.cancelled() and f.exception() is None: writer.write(f.result()); bar.update()
+    with ThreadPoolExecutor(max_workers=max(1, min(len(items), 512))) as pool, bar:
         futs = []
         for (task, rep), off in zip(items, offsets):
             delay = t0 + off - time.time()
             if delay > 0: await asyncio.sleep(delay)
             futs.append(loop.run_in_executor(pool, send, task, rep, t0 + off))
-        for f in tqdm(asyncio.as_completed(futs), total=len(futs), desc=f'{rate:g} req/s', disable=not progress, leave=False, mininterval=2):
-            writer.write(await f)
+            futs[-1].add_done_callback(written)
+        await asyncio.gather(*futs)
 
 def _run_async(coro):
     "Run `coro` to completion, also from inside a running event loop (a Jupyter kernel): then in a thread of its own."
