@@ -32,6 +32,8 @@ def test_managed_backend_serves_schema_constrained_output(vllm_gateway, vllm_url
     assert eng.models()[0] == MODEL   # (adapters other tests loaded at runtime follow it)
     c = eng.complete(ChatRequest([{'role': 'user', 'content': 'Name a city and its country as JSON.'}], max_tokens=48, json_schema=CITY))
     jsonschema.validate(json.loads(c.text), CITY)
+    assert b['knobs']['structured_backend'] == 'xgrammar' and b['knobs']['compact_json'] is True
+    assert '\n' not in c.text and c.text == c.text.strip() and '  ' not in c.text, c.text   # no free whitespace in constrained JSON
     SENT['streamed'] += 1
     assert c.backend == 'vllm' and c.engine_id == 'serve:vllm'
     assert c.ttft_s > 0 and c.completion_tokens > 0 and c.prompt_tokens > 0 and len(c.t_chunks) > 1

