@@ -10,9 +10,9 @@ from pathlib import Path
 from .config import ConfigError, Settings, load_settings, project_path
 
 # %% auto #0
-__all__ = ['SHIPPED_KIND', 'ArtifactError', 'artifacts_root', 'sha256_file', 'check_sha256', 'atomic_write', 'Catalog',
-           'write_manifest', 'read_manifest', 'AdapterRegistry', 'ship_adapter', 'restore_adapters', 'adapter_tag',
-           'adapter_chain', 'resolve_adapter']
+__all__ = ['SHIPPED_KIND', 'UNSHIPPED', 'ArtifactError', 'artifacts_root', 'sha256_file', 'check_sha256', 'atomic_write',
+           'Catalog', 'write_manifest', 'read_manifest', 'AdapterRegistry', 'ship_adapter', 'restore_adapters',
+           'adapter_tag', 'adapter_chain', 'resolve_adapter']
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #7fa7bc98
 class ArtifactError(ConfigError):
@@ -169,6 +169,7 @@ class AdapterRegistry:
 
 # %% ../../nbs/00_core/04_artifacts.ipynb #71ff5071
 SHIPPED_KIND = 'agent-slo/shipped-adapter'
+UNSHIPPED = {'training_args.bin'}   # transformers' pickle of the training arguments: never loaded here, so never shipped (METADATA.json holds the config)
 
 def ship_adapter(spec:str, dest:str|Path='data/adapters', registry:AdapterRegistry|None=None) -> Path:
     "Copy a registered adapter version (`name`, `name@vN`) into `dest/<name>@<version>/` with a SHIPPED.json manifest; the folder."
@@ -179,7 +180,7 @@ def ship_adapter(spec:str, dest:str|Path='data/adapters', registry:AdapterRegist
     out = dest/f'{name}@{version}'
     tmp = Path(tempfile.mkdtemp(dir=dest, prefix='.ship-'))
     try:
-        files = sorted(f.name for f in src.iterdir() if f.is_file())
+        files = sorted(f.name for f in src.iterdir() if f.is_file() and f.name not in UNSHIPPED)
         for f in files: shutil.copy2(src/f, tmp/f)
         write_manifest(tmp, 'SHIPPED.json', SHIPPED_KIND, files, name=name, version=version, shipped=_now())
         if out.exists(): shutil.rmtree(out)
