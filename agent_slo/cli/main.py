@@ -454,8 +454,8 @@ def train_stage(stage:str, config:str|None=None, overrides:dict|None=None, long:
         specs = [f"{cfg.name}@{meta['version']}"] + ([f"{cfg.name}-vector@{meta['vector']['version']}"] if stage == 'rm' else [])
         for spec in specs: print(f"shipped {spec} to {ship_adapter(spec)}")
         if stage in ('rm', 'dpo') and cfg.samples:   # the parent's judged samples too: the other preference stage trains on them elsewhere
-            from agent_slo.learn.preferences import data_key, ship_samples
-            if (project_path('out', 'rl', 'samples')/f'{data_key(cfg)}.jsonl').exists(): print(f"shipped samples {data_key(cfg)} to {ship_samples(cfg)}")
+            from agent_slo.learn.preferences import samples_path, ship_samples
+            if samples_path(cfg).exists(): print(f"shipped samples {samples_path(cfg).name} to {ship_samples(cfg)}")
     return meta
 
 def cmd_adapters(s:Settings, args) -> int:

@@ -24,7 +24,7 @@ from ..eval.reward import VECTOR, reward_vectors, load_reward
 from .data import TrainConfig, contract_text, episode_sft_rows
 
 # %% auto #0
-__all__ = ['SHIPPED_SAMPLES', 'SAMPLES_KIND', 'data_key', 'sample_candidates', 'preference_pairs', 'ship_samples',
+__all__ = ['SHIPPED_SAMPLES', 'SAMPLES_KIND', 'data_key', 'samples_path', 'sample_candidates', 'preference_pairs', 'ship_samples',
            'restore_samples', 'step_verdict', 'episode_preference_pairs', 'near_miss_function', 'hard_negatives',
            'hard_negative_pairs', 'preference_data', 'pair_counts']
 
@@ -34,9 +34,13 @@ def data_key(cfg:TrainConfig) -> str:
     return config_hash({k: getattr(cfg, k) for k in ('parent', 'categories', 'train_limit', 'samples', 'sample_temperature', 'max_completion_length', 'seed',
                                                      'hard_negatives', 'episode_categories', 'episode_limit', 'episode_samples')}, n=8)
 
+def samples_path(cfg:TrainConfig, out:str|Path|None=None) -> Path:
+    "The records file of `cfg`'s judged samples: `out` (default out/rl/samples) / `<data_key>.jsonl`."
+    return Path(out or project_path('out', 'rl', 'samples'))/f'{data_key(cfg)}.jsonl'
+
 def sample_candidates(cfg:TrainConfig, out:str|Path|None=None, registry:AdapterRegistry|None=None, progress:bool=True, engine:Engine|None=None):
     "The parent's (or `engine`'s) sampled answers on train-split tasks, as records (resumable); returns (a DataFrame with the reward vector, the model id)."
-    out = Path(out or project_path('out', 'rl', 'samples'))/f'{data_key(cfg)}.jsonl'
+    out = samples_path(cfg, out)
     if not out.exists(): restore_samples(data_key(cfg), out)   # samples shipped from an earlier long run: no sampling again
     engine = engine or HFEngine(adapter=None if cfg.parent is None else (registry or AdapterRegistry()).resolve(cfg.parent), threads=cfg.threads)
     acfg = AgentConfig(temperature=cfg.sample_temperature, max_tokens=cfg.max_completion_length, seed=cfg.seed)
@@ -75,8 +79,7 @@ SHIPPED_SAMPLES, SAMPLES_KIND = 'data/rl/samples', 'agent-slo/samples'
 
 def ship_samples(cfg:TrainConfig, out:str|Path|None=None, dest:str|Path=SHIPPED_SAMPLES) -> Path:
     "Gzip the judged samples of `cfg` (`out/<data_key>.jsonl`) into `dest/<data_key>/samples.jsonl.gz` with a SHIPPED.json manifest; the folder."
-    key = data_key(cfg)
-    src = Path(out or project_path('out', 'rl', 'samples'))/f'{key}.jsonl'
+    key, src = data_key(cfg), samples_path(cfg, out)
     if not src.exists(): raise ArtifactError(f"{src}: no samples to ship for {cfg.name or cfg.stage} (run its stage first)")
     raw = src.read_bytes()
     folder = project_path(dest)/key

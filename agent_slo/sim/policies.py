@@ -34,11 +34,10 @@ def request_features(req:ChatRequest) -> dict:
     "The features of one request known before it runs (`FEATURES`): the same at training time and in the gateway."
     vs = _variants(req.json_schema)
     args = [((v.get('properties') or {}).get('arguments') or {}) for v in vs]
-    text = message_text
     return {'category': str((req.metadata or {}).get('category') or 'unknown'),
             'prompt_chars': prompt_chars(req),
-            'user_chars': sum(len(text(m) or '') for m in req.messages if m.get('role') == 'user'),
-            'user_numbers': sum(len(re.findall(r'\d+(?:\.\d+)?', text(m) or '')) for m in req.messages if m.get('role') == 'user'),   # argument values the call will copy
+            'user_chars': sum(len(message_text(m)) for m in req.messages if m.get('role') == 'user'),
+            'user_numbers': sum(len(re.findall(r'\d+(?:\.\d+)?', message_text(m))) for m in req.messages if m.get('role') == 'user'),   # argument values the call will copy
             'n_tools': len(vs), 'name_chars': float(np.mean([len(str(((v.get('properties') or {}).get('name') or {}).get('const', ''))) for v in vs])) if vs else 0.0,
             'n_params': sum(len(a.get('properties') or {}) for a in args),
             'n_required': sum(len(a.get('required') or []) for a in args),
