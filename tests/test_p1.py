@@ -56,6 +56,10 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
     gw = [json.loads(l) for l in (tmp_path/'p1_gateway'/'records.jsonl').read_text().splitlines()]
     assert len(gw) == 4 + n_cap and {r['backend'] for r in gw} == {backend}   # the gateway's own record of every load request
     assert 'P1 summary' in r.stdout
+    runs = json.loads((agg/'RUNS.json').read_text())              # the provenance the papers' captions cite
+    run = runs['runs'][runs['files']['eval_summary.csv']]
+    assert run['experiment'] == 'p1' and run['preset'] == 'quick' and run['params']['limit'] == 4 and len(run['config_hash']) == 12
+    assert runs['files']['p1_max_rate.json'] == run['run_id'] and set(run['figures']) >= {'p1_qps.png', 'p1_qps.pdf'}
     assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
 
     # P2 on the same records, as the papermill P2 notebook: scores every closed-loop configuration, draws the front,

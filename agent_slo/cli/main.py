@@ -285,25 +285,29 @@ def _log_papermill(progress:bool):
         h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter('%(message)s'))
         log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
 
-def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:bool=True, progress:bool=True) -> Path:
-    "Execute papers/<name>.ipynb with `params` via papermill into `out_dir`, and render its paper draft there. Returns the executed notebook."
+def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:bool=True, progress:bool=True, preset:str|None=None) -> Path:
+    "Execute papers/<name>.ipynb with `params` via papermill into `out_dir`, note the run beside its aggregates (RUNS.json), and render its draft there. Returns the executed notebook."
     import papermill as pm
     from agent_slo.report.render import render_notebook
+    from agent_slo.report.papers import record_run
     params = {'out_dir': out_dir or f'out/{name}', **(params or {})}
+    started = time.time()
     out = project_path(params['out_dir'])
     out.mkdir(parents=True, exist_ok=True)
     executed = out/f'{name}.ipynb'
     _log_papermill(progress)
     pm.execute_notebook(str(project_path('papers', f'{name}.ipynb')), str(executed), parameters=params, kernel_name='python3',
                         cwd=str(project_path()), progress_bar=progress, log_output=progress)
+    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, params, started, preset, project_path(params.get('figures_dir', 'out/figures')))
+    print(f"run {run['run_id']}: {len(run['files'])} aggregates, {len(run['figures'])} figures", file=sys.stderr)
     if render:
         paths = render_notebook(executed, out/'paper', name=name)
         print(f"paper draft: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return executed
 
-def run_p1(params:dict|None=None, out_dir:str='out/p1', render:bool=True, progress:bool=True) -> Path:
+def run_p1(params:dict|None=None, out_dir:str='out/p1', render:bool=True, progress:bool=True, preset:str|None=None) -> Path:
     "Execute papers/p1.ipynb with `params` via papermill; render it; print the summary. Returns the executed notebook."
-    executed = run_paper('p1', params, out_dir, render, progress)
+    executed = run_paper('p1', params, out_dir, render, progress, preset)
     agg = Path((params or {}).get('aggregate_dir', 'out/aggregate'))
     print_summary(project_path(agg)/'eval_summary.csv')
     return executed
@@ -328,7 +332,7 @@ def cmd_p1(s:Settings, args) -> int:
     params = {**({'stages': ['stability']} if args.command == 'stability' else {'stages': ['load']} if args.command == 'bench' else {}),
               **_params(args, 'p1')}
     params.setdefault('provider', s.provider)
-    run_p1(params, out_dir=args.out, render=not args.no_render and args.command == 'p1')
+    run_p1(params, out_dir=args.out, render=not args.no_render and args.command == 'p1', preset=args.preset_name)
     return 0
 
 def cmd_agg(s:Settings, args) -> int:
@@ -350,7 +354,8 @@ def cmd_agg(s:Settings, args) -> int:
 
 def _params(args, command:str) -> dict:
     "The command's preset (configs/presets.yaml: `quick` with --quick, else `full`), then the -p overrides."
-    params = preset(command, 'quick' if getattr(args, 'quick', False) else 'full')
+    args.preset_name = 'quick' if getattr(args, 'quick', False) else 'full'
+    params = preset(command, args.preset_name)
     params.update(dict(_param(kv) for kv in args.param))
     return params
 
@@ -370,7 +375,7 @@ def cmd_p2(s:Settings, args) -> int:
     if not list(project_path(args.records).rglob('*.jsonl')): raise ConfigError(f"no records under {args.records}: run `agent-slo sweeps` or `agent-slo p1` first")
     params = {'records': args.records, 'aggregate_dir': args.aggregate_dir, 'figures_dir': args.figures_dir, **dict(_param(kv) for kv in args.param)}
     if args.reward: params['reward_yaml'] = args.reward
-    run_paper('p2', params, args.out, render=not args.no_render)
+    run_paper('p2', params, args.out, render=not args.no_render, preset='full')
     agg = project_path(args.aggregate_dir)
     _show_csv(agg/'p2_scores.csv', ['configuration', 'R', 'r_schema', 'r_succ', 'L', 'C', 'D', 'success_at_slo', 'p95_e2e_s', 'pareto', 'passes_gates'], 'P2 configurations')
     print((agg/'p2_operating_point.txt').read_text())
@@ -379,7 +384,7 @@ def cmd_p2(s:Settings, args) -> int:
 def _experiment(s:Settings, args, command:str, paper:str, tables:list[tuple]) -> int:
     "Run papers/<paper>.ipynb at the command's preset (the settings' provider unless -p names one), then show its CSV `tables` [(file, columns, title)]."
     params = _params(args, command); params.setdefault('provider', s.provider)
-    run_paper(paper, params, args.out, render=not args.no_render)
+    run_paper(paper, params, args.out, render=not args.no_render, preset=args.preset_name)
     agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
     for f, cols, title in tables: _show_csv(agg/f, cols, title)
     return 0
@@ -477,7 +482,7 @@ def cmd_train(s:Settings, args) -> int:
         return 0
     if args.train_config: raise ConfigError("--config names one stage's YAML; `train all` uses configs/rl/<stage>.yaml for each")
     for st in TRAIN_STAGES: train_stage(st, None, over, long=args.long, ship=args.ship)
-    run_paper('p2_rl', preset('rl'), 'out/rl', render=True)
+    run_paper('p2_rl', preset('rl'), 'out/rl', render=True, preset='full')
     return 0
 
 def cmd_rl(s:Settings, args) -> int:
@@ -710,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--records', default='out/sweeps', help="records folder (a sweep, or a P1 run)")
     e.add_argument('--out', default='out/p2', help="where the executed notebook and paper draft go")
     e.add_argument('--reward', help="reward YAML (default: configs/reward.yaml)")
-    e.add_argument('--aggregate-dir', default='out/aggregate', help="where p2_scores.csv, p2_weight_grid.csv and p2_operating_point.txt go")
+    e.add_argument('--aggregate-dir', default='data/aggregate', help="where p2_scores.csv, p2_weight_grid.csv and p2_operating_point.txt go (with the full runs' aggregates the papers read)")
     e.add_argument('--figures-dir', default='figures', help="where p2_pareto and p2_weight_sweep go")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a notebook parameter (JSON values)")
     e.add_argument('--no-render', action='store_true', help="skip rendering the paper draft")
