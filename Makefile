@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium latex papers site arxiv weekly demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -186,11 +186,42 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)
 
-test: export-check lint-imports vllm chromium
+# Debian's texlive for the arXiv bundles (latexmk + XeLaTeX; DejaVu fonts for the Greek and math symbols the papers print)
+LATEX := /usr/bin/xelatex
+$(LATEX):
+	@echo "installing Debian's texlive (xelatex, latexmk) for the arXiv bundles"
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); PKGS="texlive-xetex latexmk lmodern texlive-latex-recommended fonts-dejavu-core"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$PKGS >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$PKGS >/dev/null; }
+	@test -x $@ && command -v latexmk >/dev/null || { echo "texlive did not install: the arXiv bundles (make arxiv) need xelatex and latexmk"; exit 1; }
+
+latex: $(LATEX)
+
+# Papers P1-P6 from the recorded aggregates (data/aggregate, RUNS.json): no model runs. HTML, PDF and LaTeX in out/papers/<p>/.
+papers: install
+	$(BIN)/agent-slo papers
+
+# The static site: chapters, the operations playbook and the rendered papers, with navigation, in _docs/
+site: install
+	$(BIN)/agent-slo site
+
+# One arXiv source bundle and zip per rendered paper, compiled with latexmk/xelatex to check it
+arxiv: install latex
+	$(BIN)/python tools/build_arxiv_sources.py
+
+# The seed's weekly loop after fresh runs: aggregate and draw P1 from its records (where a full run left them in out/p1),
+# then the papers, the site and the arXiv bundles
+weekly: install latex
+	@if [ -f out/p1/records.jsonl ]; then $(BIN)/agent-slo figs; else echo "no P1 records in out/p1: the recorded aggregates stand"; fi
+	$(BIN)/agent-slo papers
+	$(BIN)/agent-slo site
+	$(BIN)/python tools/build_arxiv_sources.py
+
+test: export-check lint-imports vllm chromium latex
 	$(BIN)/python -m pytest
 
 # the slow cells and tests too
-test-all: export-check lint-imports vllm chromium
+test-all: export-check lint-imports vllm chromium latex
 	$(BIN)/python -m pytest --slow
 
 bench-foundation: install

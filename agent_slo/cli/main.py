@@ -17,7 +17,8 @@ __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_li
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
            'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
            'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'restore_shipped', 'train_stage',
-           'cmd_adapters', 'cmd_train', 'cmd_rl', 'cmd_p6b', 'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
+           'cmd_adapters', 'cmd_train', 'cmd_rl', 'cmd_papers', 'cmd_site', 'cmd_arxiv', 'cmd_p6b', 'cmd_risk',
+           'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -493,6 +494,46 @@ def cmd_rl(s:Settings, args) -> int:
                               'success_delta_hi', 'success_mcnemar_p'], 'paired against SFT')])
 
 
+def _rendered(papers:str|Path) -> dict:
+    "The papers `agent-slo papers` rendered under `papers`: {p: {'title', 'html', 'pdf', 'tex'}}."
+    from agent_slo.report.papers import PAPERS
+    found = {}
+    for d in sorted(project_path(papers).glob('*/')):
+        n = d.name
+        if (d/f'{n}.html').exists() and (d/f'{n}.pdf').exists():
+            found[n] = {'title': f"{n.upper()}: {PAPERS.get(n, n)}", 'html': d/f'{n}.html', 'pdf': d/f'{n}.pdf', 'tex': d/'latex'/f'{n}.tex'}
+    return found
+
+def cmd_papers(s:Settings, args) -> int:
+    "Render the papers from the recorded aggregates; a table of outputs and pages, or of what is missing."
+    from rich.console import Console
+    from rich.table import Table
+    from agent_slo.report.papers import render_papers
+    rows = render_papers(args.only or None, args.aggregate_dir, args.figures_dir, args.out)
+    t = Table(title=f"papers from {args.aggregate_dir} -> {args.out}")
+    for c in ('paper', 'pages', 'outputs / error', 's'): t.add_column(c)
+    for r in rows: t.add_row(r['paper'], str(r.get('pages', '')), ', '.join(r[k] for k in ('html', 'pdf', 'tex')) if r['ok'] else f"[red]{r['error']}[/red]", str(r['secs']))
+    Console(width=220).print(t)
+    return 0 if all(r['ok'] for r in rows) else 1
+
+def cmd_site(s:Settings, args) -> int:
+    "The static site: every chapter, the playbook, and the papers rendered under --papers."
+    from agent_slo.report.site import build_site
+    papers = _rendered(args.papers)
+    pages = build_site(args.out, papers=papers)
+    print(f"{len(pages)} pages and {len(papers)} papers in {project_path(args.out)}; open {project_path(args.out)/'index.html'}")
+    return 0
+
+def cmd_arxiv(s:Settings, args) -> int:
+    "An arXiv bundle and zip per rendered paper, compiled with latexmk/xelatex to check it."
+    from agent_slo.report.arxiv import build_bundle
+    papers = {k: v for k, v in _rendered(args.papers).items() if v['tex'].exists()}
+    if not papers: raise ConfigError(f"no rendered papers under {args.papers}: run `agent-slo papers` first")
+    for n, p in papers.items():
+        b = build_bundle(p['tex'].parent, project_path(args.out), n)
+        print(f"{n}: {b['zip']} ({len(b['files'])} files), {b['pdf']} ({b['pages']} pages)")
+    return 0
+
 def _risk_decide(args) -> int:
     "The decision-policy experiment: train PPO-Lagrangian per seed, play it and the baselines on held-out cohorts, print the table and the exit criteria."
     from agent_slo.risk.decision import DecisionConfig, decision_table, run_decision, versus_best
@@ -751,13 +792,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument('--ray-cpus', type=int, help="CPUs for a local ray.init (default: all)")
     e.add_argument('--threads', type=int, help="torch threads per point")
     e.add_argument('-p', '--param', action='append', default=[], metavar='KEY=VALUE', help="override a base parameter of every point (JSON values)")
+    e = sub.add_parser('papers', help="render papers P1-P6 from the recorded aggregates (no model run): HTML, PDF and LaTeX in out/papers/<p>/, citations from papers/refs.bib")
+    e.add_argument('only', nargs='*', help="papers to render (default: all), e.g. p1 p2")
+    e.add_argument('--aggregate-dir', default='data/aggregate', help="the results folder (RUNS.json and the aggregates)")
+    e.add_argument('--figures-dir', default='figures', help="the figures the full runs drew")
+    e.add_argument('--out', default='out/papers')
+    e = sub.add_parser('site', help="the static site: chapters, the operations playbook and the rendered papers, with navigation")
+    e.add_argument('--out', default='_docs')
+    e.add_argument('--papers', default='out/papers', help="where `agent-slo papers` wrote the papers")
+    e = sub.add_parser('arxiv', help="one arXiv source bundle per rendered paper (tex, PDF figures, bib, bbl), compiled with latexmk/xelatex to check it, and a zip")
+    e.add_argument('--papers', default='out/papers', help="where `agent-slo papers` wrote the papers")
+    e.add_argument('--out', default='out/arxiv')
     for name, text in (('agg', 'rebuild out/aggregate/eval_summary.csv from the records'), ('figs', 'rebuild the CSV and the figures from the records')):
         e = sub.add_parser(name, help=text)
         e.add_argument('--out', default='out/p1', help="records folder")
     return p
 
 COMMANDS = {'models': cmd_models, 'chat': cmd_chat, 'serve': cmd_serve, 'online': cmd_online, 'reward': cmd_reward, 'compare': cmd_compare, 'manifold': cmd_manifold, 'demo': cmd_demo,
-            'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2,
+            'p1': cmd_p1, 'stability': cmd_p1, 'bench': cmd_p1, 'agg': cmd_agg, 'figs': cmd_agg, 'p2': cmd_p2, 'papers': cmd_papers, 'site': cmd_site, 'arxiv': cmd_arxiv,
             'p3': cmd_p3, 'p3-controller': cmd_p3_controller, 'p4': cmd_p4, 'tune': cmd_tune, 'p5': cmd_p5, 'bfcl': cmd_bfcl, 'sweeps': cmd_sweeps, 'train': cmd_train, 'adapters': cmd_adapters, 'rl': cmd_rl, 'risk': cmd_risk, 'p6b': cmd_p6b}
 SERVE_FLAGS = {'host': 'serve_host', 'port': 'serve_port', 'max_queue': 'max_queue', 'max_batch': 'max_batch', 'model': 'model',
                'backend': 'backends', 'records': 'serve_records', 'feedback': 'feedback_dir', 'baseline': 'baseline', 'candidate': 'candidate',

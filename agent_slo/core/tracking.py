@@ -8,12 +8,19 @@ from pathlib import Path
 from .config import Settings, load_settings, config_hash, project_path
 
 # %% auto #0
-__all__ = ['wandb_run']
+__all__ = ['run_tags', 'wandb_run']
 
-# %% ../../nbs/00_core/01_tracking.ipynb #e8d9beff
+# %% ../../nbs/00_core/01_tracking.ipynb #8a10704a
+def run_tags(config:dict, settings:Settings, tags=()) -> list[str]:
+    "The W&B tags of a run: agent-slo, provider, model, max-tok-N, then `tags`; unique, in order."
+    eng = str(config.get('engine') or '')
+    model = eng.split(':', 1)[1] if ':' in eng else (Path(str(settings.model)).name if settings.model else None)
+    auto = ['agent-slo', settings.provider, model, f"max-tok-{config['max_tokens']}" if config.get('max_tokens') else None]
+    return list(dict.fromkeys(str(t)[:64] for t in [*auto, *tags] if t))
+
 def wandb_run(name:str|None=None,          # the run's display name
               config:dict|None=None,        # what to record as the run's config (hashed into the group)
-              tags:list[str]|tuple=(),      # extra tags, added to the settings' own
+              tags:list[str]|tuple=(),      # the experiment's tags, after the automatic ones (`run_tags`)
               job_type:str|None=None,       # e.g. 'p1', 'sweep', 'train.sft'
               settings:Settings|None=None,
               **kwargs):
@@ -24,6 +31,6 @@ def wandb_run(name:str|None=None,          # the run's display name
     wdir = s.wandb_dir or project_path('out', settings=s)
     Path(wdir).mkdir(parents=True, exist_ok=True)
     return wandb.init(project=s.wandb_project, entity=s.wandb_entity, mode=s.wandb_mode, dir=str(wdir),
-                      name=name, config=config, tags=['agent-slo', s.provider, *tags], job_type=job_type,
+                      name=name, config=config, tags=run_tags(config, s, tags), job_type=job_type,
                       group=config_hash(config) if config else None,
                       settings=wandb.Settings(silent=True, console='off', x_disable_stats=True), **kwargs)

@@ -12,8 +12,8 @@ from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
-__all__ = ['RUNS', 'WRITERS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval',
-           'verdict', 'rate', 'front', 'table', 'figure']
+__all__ = ['RUNS', 'WRITERS', 'PAPERS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp',
+           'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -158,3 +158,35 @@ def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markd
     "An image by its path relative to the project root, with caption and source."
     p = Path(path); rel = p.relative_to(project_path()) if p.is_absolute() else p
     return Markdown(f"![{caption}{' ' + source if source else ''}]({rel.as_posix()}){{width={width}}}")
+
+# %% ../../nbs/80_report/83_papers.ipynb #0e975f8d
+PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward, and RL that uses it',
+          'p3': 'Constrained decoding and a learned decoding controller', 'p4': 'Scheduling the serving engine for SLOs',
+          'p5': 'Self-consistency under a latency budget', 'p6': 'Operating the agent: tuning, risk and rollout'}
+
+def render_papers(names=None,                          # papers to render (default: every papers/paper_<p>.ipynb)
+                  aggregate_dir:str|Path='data/aggregate', figures_dir:str|Path='figures',
+                  out:str|Path='out/papers', bibliography:str|Path='papers/refs.bib', progress:bool=True) -> list[dict]:
+    "Execute each paper notebook on the aggregates (papermill, no model) and render it; one row per paper: outputs and pages, or the error."
+    import papermill as pm
+    from agent_slo.report.render import render_notebook
+    from agent_slo.report.arxiv import pdf_pages
+    names = list(names or sorted(p.stem.removeprefix('paper_') for p in project_path('papers').glob('paper_*.ipynb')))
+    rows = []
+    for name in names:
+        src = project_path('papers', f'paper_{name}.ipynb')
+        dest = project_path(out)/name; dest.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        try:
+            if not src.exists(): raise FileNotFoundError(f"no paper notebook {src}")
+            executed = dest/f'{name}.ipynb'
+            pm.execute_notebook(str(src), str(executed), parameters={'aggregate_dir': str(aggregate_dir), 'figures_dir': str(figures_dir)},
+                                kernel_name='python3', cwd=str(project_path()), progress_bar=False)
+            paths = render_notebook(executed, dest, name=name, bibliography=project_path(bibliography))
+            rows.append({'paper': name, 'ok': True, **{k: str(v) for k, v in paths.items()}, 'pages': pdf_pages(paths['pdf']), 'secs': round(time.time() - t0, 1)})
+        except Exception as e:   # papermill wraps the notebook's own error: keep its last line, which names what is missing
+            msg = str(e).strip().splitlines()
+            why = next((l for l in reversed(msg) if 'Error' in l or 'Missing' in l), msg[-1] if msg else type(e).__name__)
+            rows.append({'paper': name, 'ok': False, 'error': why[:500], 'secs': round(time.time() - t0, 1)})
+        if progress: print(f"{name}: " + (f"{rows[-1]['pages']} pages in {rows[-1]['secs']} s" if rows[-1]['ok'] else f"FAILED: {rows[-1]['error']}"), flush=True)
+    return rows

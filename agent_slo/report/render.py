@@ -12,8 +12,8 @@ from ..core.config import project_path
 # %% auto #0
 __all__ = ['PANDOC_IN', 'PAGE_CSS', 'front_matter', 'media_refs', 'cited_keys', 'bib_keys', 'render_notebook']
 
-# %% ../../nbs/80_report/82_render.ipynb #c124226d
-PANDOC_IN = 'ipynb+citations+fenced_divs+bracketed_spans+table_captions+pipe_tables+implicit_figures+link_attributes+tex_math_dollars'
+# %% ../../nbs/80_report/82_render.ipynb #4d7e323c
+PANDOC_IN = 'ipynb+citations+fenced_divs+bracketed_spans+table_captions+pipe_tables+implicit_figures+link_attributes+tex_math_dollars-autolink_bare_uris'
 
 def front_matter(text:str) -> dict|None:
     "The YAML block that `text` consists of (`---` ... `---`), or None."
@@ -46,7 +46,7 @@ def _strip_code(nb_path:Path, dst:Path, remove_code:bool=True) -> dict:
     nbformat.write(nb, dst)
     return meta
 
-# %% ../../nbs/80_report/82_render.ipynb #e14419d9
+# %% ../../nbs/80_report/82_render.ipynb #fe259b68
 PAGE_CSS = """
 body { max-width: 62em; font-family: "DejaVu Serif", Georgia, serif; line-height: 1.45; }
 header#title-block-header { margin-bottom: 2em; }
@@ -58,16 +58,24 @@ figcaption, caption { font-size: 0.9em; color: #444; text-align: left; }
 pre, code { white-space: pre-wrap; overflow-wrap: anywhere; }
 """
 
-_IMG = re.compile(r'!\[[^\]]*\]\(([^)\s]+)')
+def _ast(nb_path:Path) -> dict:
+    "The notebook as pandoc reads it (JSON AST), with the project's markdown extensions."
+    import pypandoc, json
+    return json.loads(pypandoc.convert_file(str(nb_path), 'json', format=PANDOC_IN))
+
+def _walk(x, kind:str):
+    "Every node of type `kind` in a pandoc AST."
+    if isinstance(x, dict):
+        if x.get('t') == kind: yield x
+        for v in x.values(): yield from _walk(v, kind)
+    elif isinstance(x, list):
+        for v in x: yield from _walk(v, kind)
 
 def media_refs(nb_path:Path) -> list[str]:
-    "Relative image paths the notebook's markdown (cells and outputs) refers to."
-    import nbformat
-    nb, found = nbformat.read(nb_path, as_version=4), []
-    for c in nb.cells:
-        texts = [c.source] + [o['data']['text/markdown'] for o in c.get('outputs', []) if 'text/markdown' in o.get('data', {})]
-        found += [p for t in texts for p in _IMG.findall(t) if not re.match(r'^(https?:|data:|/)', p)]
-    return sorted(set(found))
+    "Relative paths of the images the notebook's markdown shows (pandoc's Image nodes: an image written in a code span is not one)."
+    cells = [d for d in _walk(_ast(nb_path), 'Div') if 'markdown' in d['c'][0][1]]   # outputs' images are embedded, not paths
+    found = [n['c'][2][0] for d in cells for n in _walk(d, 'Image')]
+    return sorted({p for p in found if not re.match(r'^(https?:|data:|/|attachment:)', p)})
 
 def _copy_media(refs:list[str], root:Path, dest:Path, twins:bool=False) -> list[str]:
     "Copy each referenced file under `root` to the same relative path under `dest` (with `twins`, a PNG's PDF twin too); the ones missing are returned."
@@ -79,31 +87,58 @@ def _copy_media(refs:list[str], root:Path, dest:Path, twins:bool=False) -> list[
         if twins and src.suffix.lower() == '.png' and src.with_suffix('.pdf').exists(): shutil.copy(src.with_suffix('.pdf'), (dest/r).with_suffix('.pdf'))
     return missing
 
-# %% ../../nbs/80_report/82_render.ipynb #1a3b6642
+# %% ../../nbs/80_report/82_render.ipynb #cb6a4a09
 def cited_keys(nb_path:Path) -> set[str]:
     "The citation keys a notebook uses, as pandoc reads them (its JSON AST), not by pattern."
-    import pypandoc, json
-    keys = set()
-    def walk(x):
-        if isinstance(x, dict):
-            if x.get('t') == 'Cite': keys.update(c['citationId'] for c in x['c'][0])
-            for v in x.values(): walk(v)
-        elif isinstance(x, list):
-            for v in x: walk(v)
-    walk(json.loads(pypandoc.convert_file(str(nb_path), 'json', format=PANDOC_IN)))
-    return keys
+    return {c['citationId'] for n in _walk(_ast(nb_path), 'Cite') for c in n['c'][0]}
 
 def bib_keys(bib:Path) -> set[str]:
     "The entry keys of a .bib file."
     return set(re.findall(r'^\s*@\w+\s*\{\s*([^,\s]+)\s*,', Path(bib).read_text(), re.M))
 
-# %% ../../nbs/80_report/82_render.ipynb #528c0d8f
+# %% ../../nbs/80_report/82_render.ipynb #11fe566c
+def _html(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, css:str, html_args:tuple):
+    import pypandoc
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d)/'page.css').write_text(css)
+        (Path(d)/'head.html').write_text('<link rel="icon" href="data:,">\n')   # no favicon request, so no 404 in the console
+        pypandoc.convert_file(str(src.resolve()), 'html5', format=PANDOC_IN, outputfile=str(dst.resolve()), cworkdir=str(root),
+                              extra_args=['-s', '--embed-resources', '--mathml', f'--css={Path(d)/"page.css"}', f'--resource-path={root}',
+                                          f'--include-in-header={Path(d)/"head.html"}',
+                                          f'--metadata-file={meta_file.resolve()}', *cite, *html_args])
+
+def _latex(src:Path, dst:Path, root:Path, meta_file:Path, bib:Path|None, refs:list[str]):
+    "LaTeX sources beside their figures (and PDF twins) and the .bib; natbib, with the paper's own References heading (natbib's is dropped)."
+    import pypandoc
+    tex = dst.parent; tex.mkdir(parents=True, exist_ok=True)
+    _copy_media(refs, root, tex, twins=True)
+    args = ['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=10pt', '-V', 'geometry=margin=2.2cm',
+            '-V', 'mainfont=DejaVu Serif', '-V', 'sansfont=DejaVu Sans', '-V', 'monofont=DejaVu Sans Mono', '-V', 'colorlinks=true',
+            '-V', 'linkcolor=blue', '-V', 'urlcolor=blue', '-V', 'citecolor=blue']
+    with tempfile.TemporaryDirectory() as d:
+        if bib:
+            shutil.copy(bib, tex/bib.name)
+            (Path(d)/'head.tex').write_text('\\renewcommand{\\bibsection}{}\n')
+            args += ['--natbib', f'--bibliography={bib.name}', '-V', 'biblio-style=plainnat', f'--include-in-header={Path(d)/"head.tex"}']
+        pypandoc.convert_file(str(src.resolve()), 'latex', format=PANDOC_IN, outputfile=str(dst.resolve()), extra_args=args, cworkdir=str(tex))
+
+def _pdf(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, name:str, refs:list[str]):
+    "The PDF through typst, its figures copied beside the .typ."
+    import pypandoc, typst
+    with tempfile.TemporaryDirectory() as d:
+        _copy_media(refs, root, Path(d))
+        typ = Path(d)/f'{name}.typ'
+        pypandoc.convert_file(str(src.resolve()), 'typst', format=PANDOC_IN, outputfile=str(typ), cworkdir=d,
+                              extra_args=['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=9pt',
+                                          '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite])
+        typst.compile(str(typ), output=str(dst), root=d)
+
 def render_notebook(nb:str|Path, out_dir:str|Path, name:str|None=None, remove_code:bool=True, use_quarto:bool|None=None,
                     bibliography:str|Path|None=None,   # a .bib file: citations resolve in every output
                     root:str|Path|None=None,           # where relative figure paths start (default: the project root)
-                    css:str=PAGE_CSS, html_args:tuple=()) -> dict:
+                    css:str=PAGE_CSS, html_args:tuple=(),
+                    formats:tuple=('html', 'tex', 'pdf')) -> dict:
     "Render an executed notebook to HTML, PDF and LaTeX sources in `out_dir`; returns the paths written."
-    import pypandoc, typst
     nb, out_dir = Path(nb), Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     name, root = name or nb.stem, Path(root or project_path()).resolve()
     bib = Path(bibliography).resolve() if bibliography else None
@@ -111,41 +146,23 @@ def render_notebook(nb:str|Path, out_dir:str|Path, name:str|None=None, remove_co
     if use_quarto is None: use_quarto = shutil.which('quarto') is not None
     src = out_dir/f'{name}.src.ipynb'
     meta = _strip_code(nb, src, remove_code)
-    missing = [r for r in media_refs(src) if not (root/r).exists()]
-    if missing: src.unlink(); raise FileNotFoundError(f"{nb} refers to figures that do not exist under {root}: {', '.join(missing)}")
-    if unknown := sorted(cited_keys(src) - (bib_keys(bib) if bib else set())):
-        src.unlink(); raise ValueError(f"{nb} cites keys that are not in {bib or 'any bibliography (none given)'}: {', '.join(unknown)}")
     meta_file = out_dir/f'{name}.meta.yaml'
-    meta_file.write_text(yaml.safe_dump({**({'title': name} if 'title' not in meta else {}), **meta}, allow_unicode=True))
-    if use_quarto:   # Quarto reads the raw front-matter cell; the bibliography goes on its command line
-        args = ['quarto', 'render', str(src), '--to', 'html,pdf', '--output-dir', str(out_dir.resolve())] + (['-M', f'bibliography:{bib}'] if bib else [])
-        subprocess.run(args, check=True, cwd=root)
-        return {'html': out_dir/f'{src.stem}.html', 'pdf': out_dir/f'{src.stem}.pdf'}
-    cite = ['--citeproc', f'--bibliography={bib}', '-M', 'link-citations=true'] if bib else []
-    out = {'html': out_dir/f'{name}.html', 'tex': out_dir/'latex'/f'{name}.tex', 'pdf': out_dir/f'{name}.pdf'}
     try:
-        with tempfile.TemporaryDirectory() as d:
-            (Path(d)/'page.css').write_text(css)
-            pypandoc.convert_file(str(src.resolve()), 'html5', format=PANDOC_IN, outputfile=str(out['html'].resolve()), cworkdir=str(root),
-                                  extra_args=['-s', '--embed-resources', f'--css={Path(d)/"page.css"}', f'--resource-path={root}',
-                                              f'--metadata-file={meta_file.resolve()}', *cite, *html_args])
-        tex = out['tex'].parent; tex.mkdir(exist_ok=True)
-        _copy_media(media_refs(src), root, tex, twins=True)   # the arXiv bundle takes the PDF twins
-        if bib: shutil.copy(bib, tex/bib.name)
-        latex_args = ['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=10pt', '-V', 'geometry=margin=2.2cm',
-                      '-V', 'mainfont=DejaVu Serif', '-V', 'sansfont=DejaVu Sans', '-V', 'monofont=DejaVu Sans Mono', '-V', 'colorlinks=true',
-                      '-V', 'linkcolor=blue', '-V', 'urlcolor=blue', '-V', 'citecolor=blue']
-        if bib:   # natbib; the paper's own References heading stands, natbib's is dropped
-            (out_dir/f'{name}.head.tex').write_text('\\renewcommand{\\bibsection}{}\n')
-            latex_args += ['--natbib', f'--bibliography={bib.name}', '-V', 'biblio-style=plainnat', f'--include-in-header={(out_dir/f"{name}.head.tex").resolve()}']
-        pypandoc.convert_file(str(src.resolve()), 'latex', format=PANDOC_IN, outputfile=str(out['tex'].resolve()), extra_args=latex_args, cworkdir=str(tex))
-        with tempfile.TemporaryDirectory() as d:
-            _copy_media(media_refs(src), root, Path(d))
-            typ = Path(d)/f'{name}.typ'
-            pypandoc.convert_file(str(src.resolve()), 'typst', format=PANDOC_IN, outputfile=str(typ), cworkdir=d,
-                                  extra_args=['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=9pt',
-                                              '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite])
-            typst.compile(str(typ), output=str(out['pdf']), root=d)
+        refs = media_refs(src)
+        if missing := [r for r in refs if not (root/r).exists()]:
+            raise FileNotFoundError(f"{nb} refers to figures that do not exist under {root}: {', '.join(missing)}")
+        if bib and (unknown := sorted(cited_keys(src) - bib_keys(bib))) or not bib and (unknown := sorted(cited_keys(src))):
+            raise ValueError(f"{nb} cites keys that are not in {bib or 'any bibliography (none given)'}: {', '.join(unknown)}")
+        meta_file.write_text(yaml.safe_dump({**({'title': name} if 'title' not in meta else {}), **meta}, allow_unicode=True))
+        if use_quarto:   # Quarto reads the raw front-matter cell; the bibliography goes on its command line
+            args = ['quarto', 'render', str(src), '--to', 'html,pdf', '--output-dir', str(out_dir.resolve())] + (['-M', f'bibliography:{bib}'] if bib else [])
+            subprocess.run(args, check=True, cwd=root)
+            return {'html': out_dir/f'{src.stem}.html', 'pdf': out_dir/f'{src.stem}.pdf'}
+        cite = ['--citeproc', f'--bibliography={bib}', '-M', 'link-citations=true'] if bib else []
+        out = {k: v for k, v in {'html': out_dir/f'{name}.html', 'tex': out_dir/'latex'/f'{name}.tex', 'pdf': out_dir/f'{name}.pdf'}.items() if k in formats}
+        if 'html' in out: _html(src, out['html'], root, meta_file, cite, css, html_args)
+        if 'tex' in out: _latex(src, out['tex'], root, meta_file, bib, refs)
+        if 'pdf' in out: _pdf(src, out['pdf'], root, meta_file, cite, name, refs)
+        return out
     finally:
-        src.unlink(missing_ok=True); meta_file.unlink(missing_ok=True); (out_dir/f'{name}.head.tex').unlink(missing_ok=True)
-    return out
+        src.unlink(missing_ok=True); meta_file.unlink(missing_ok=True)

@@ -1,0 +1,84 @@
+"""The papers and the playbook site in a real browser: every paper is rendered from the recorded aggregates (`agent-slo papers`,
+no model run), the site is built over every chapter, and headless Chromium (Debian's, driven by Playwright) opens every page
+from a loopback server. Each page must render with no console error, no broken internal link or anchor, no missing image and no
+table wider than its container. A screenshot of each goes to out/site-check/ for a reader to look at."""
+import functools, http.server, shutil, threading
+from pathlib import Path
+from urllib.parse import urljoin, urlparse, unquote
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from agent_slo.report.papers import render_papers
+from agent_slo.report.site import build_site
+from conftest import ROOT
+
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync']
+SHOTS = ROOT/'out'/'site-check'
+
+# in the page: images that did not load, tables wider than their container, internal links and the anchors they name
+PROBE = """() => {
+  const imgs = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 80));
+  const wide = [...document.querySelectorAll('table')].filter(t => {
+      const box = t.parentElement.getBoundingClientRect().width;
+      return t.getBoundingClientRect().width > box + 1 || t.scrollWidth > t.clientWidth + 1; })
+    .map(t => (t.querySelector('caption, th') || t).textContent.trim().slice(0, 80));
+  const links = [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')).filter(h => !/^(https?:|mailto:|data:)/.test(h));
+  const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
+  return {imgs, wide, links, ids};
+}"""
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    d = tmp_path_factory.mktemp('site')
+    rows = render_papers(out=d/'papers', progress=False)
+    assert all(r['ok'] for r in rows), [r for r in rows if not r['ok']]
+    papers = {r['paper']: {'title': r['paper'].upper(), 'html': r['html'], 'pdf': r['pdf']} for r in rows}
+    pages = build_site(d/'_docs', papers=papers, progress=False)
+    assert len(pages) >= 60, len(pages)        # every chapter of nbs/, and the index
+    return d/'_docs', papers
+
+def test_every_page_in_chromium(site):
+    docs, papers = site
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    handler = functools.partial(Quiet, directory=str(docs))
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    if SHOTS.exists(): shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    pages = sorted(p.relative_to(docs).as_posix() for p in docs.rglob('*.html'))
+    assert 'index.html' in pages and all(f'papers/{p}.html' in pages for p in papers)
+    problems, seen_ids = {}, {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={'width': 1280, 'height': 900})
+            errors = []
+            page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
+            page.on('pageerror', lambda e: errors.append(str(e)))
+            found = {}
+            for rel in pages:
+                errors.clear()
+                resp = page.goto(base + rel, wait_until='load')
+                assert resp is not None and resp.status == 200, (rel, resp and resp.status)
+                found[rel] = page.evaluate(PROBE)
+                seen_ids[rel] = set(found[rel]['ids'])
+                page.screenshot(path=str(SHOTS/(rel.replace('/', '__').removesuffix('.html') + '.png')))
+                bad = {k: v for k, v in {'console': list(errors), 'images': found[rel]['imgs'], 'wide tables': found[rel]['wide']}.items() if v}
+                if bad: problems[rel] = bad
+            browser.close()
+    finally:
+        httpd.shutdown()
+    for rel, f in found.items():   # every internal link resolves to a page of the site, and its #anchor to an element there
+        for href in f['links']:
+            u = urlparse(urljoin(base + rel, href))
+            target = unquote(u.path).lstrip('/') or 'index.html'
+            if not (docs/target).exists(): problems.setdefault(rel, {}).setdefault('broken links', []).append(href); continue
+            if u.fragment and target.endswith('.html') and u.fragment not in seen_ids.get(target, set()):
+                problems.setdefault(rel, {}).setdefault('broken anchors', []).append(href)
+    assert not problems, problems
+    assert len(list(SHOTS.glob('*.png'))) == len(pages)
