@@ -56,6 +56,9 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
     gw = [json.loads(l) for l in (tmp_path/'p1_gateway'/'records.jsonl').read_text().splitlines()]
     assert len(gw) == 4 + n_cap and {r['backend'] for r in gw} == {backend}   # the gateway's own record of every load request
     assert 'P1 summary' in r.stdout
+    pr = pd.read_csv(agg/'p1_paired.csv')                          # constrained against free on the same tasks
+    assert set(pr['category']) == {'simple_python', 'live_simple', 'all'} and (pr.loc[pr['category'] == 'all', 'n'] == 4).all()
+    assert ((pr['success_diff_lo'] <= pr['success_diff']) & (pr['success_diff'] <= pr['success_diff_hi'])).all() and pr['success_mcnemar_p'].between(0, 1).all()
     runs = json.loads((agg/'RUNS.json').read_text())              # the provenance the papers' captions cite
     run = runs['runs'][runs['files']['eval_summary.csv']]
     assert run['experiment'] == 'p1' and run['preset'] == 'quick' and run['params']['limit'] == 4 and len(run['config_hash']) == 12
