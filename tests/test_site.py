@@ -33,9 +33,9 @@ PROBE = """() => {
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
     d = tmp_path_factory.mktemp('site')
-    rows = render_papers(out=d/'papers', progress=False)
-    assert all(r['ok'] for r in rows), [r for r in rows if not r['ok']]
-    papers = {r['paper']: {'title': r['paper'].upper(), 'html': r['html'], 'pdf': r['pdf']} for r in rows}
+    rows = render_papers(out=d/'papers', progress=False)   # every paper whose recorded inputs are all there must render
+    assert all(r['ok'] or r.get('missing') for r in rows), [r for r in rows if not r['ok']]
+    papers = {r['paper']: {'title': r['paper'].upper(), 'html': r['html'], 'pdf': r['pdf']} for r in rows if r['ok']}
     pages = build_site(d/'_docs', papers=papers, progress=False)
     assert len(pages) >= 60, len(pages)        # every chapter of nbs/, and the index
     return d/'_docs', papers

@@ -12,8 +12,8 @@ from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
-__all__ = ['RUNS', 'WRITERS', 'PAPERS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp',
-           'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'render_papers']
+__all__ = ['RUNS', 'WRITERS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of', 'Results', 'pct',
+           'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -159,10 +159,19 @@ def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markd
     p = Path(path); rel = p.relative_to(project_path()) if p.is_absolute() else p
     return Markdown(f"![{caption}{' ' + source if source else ''}]({rel.as_posix()}){{width={width}}}")
 
-# %% ../../nbs/80_report/83_papers.ipynb #0e975f8d
+# %% ../../nbs/80_report/83_papers.ipynb #fa51be2b
 PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward, and RL that uses it',
           'p3': 'Constrained decoding and a learned decoding controller', 'p4': 'Scheduling the serving engine for SLOs',
           'p5': 'Self-consistency under a latency budget', 'p6': 'Operating the agent: tuning, risk and rollout'}
+# what each paper reads: the aggregates, then the figures (by name); a paper renders once every one is recorded
+PAPER_INPUTS = {'p1': (['eval_summary.csv', 'p1_paired.csv', 'p1_max_rate.json', 'bfcl_categories.csv', 'bfcl_leaderboard.csv'],
+                       ['p1_latency_cdf', 'p1_disagreement', 'p1_qps'])}
+
+def missing_inputs(name:str, res:Results) -> list[str]:
+    "The inputs of paper `name` that `res` lacks or has no run for, each with the command that writes it."
+    files, figs = PAPER_INPUTS.get(name, ([], []))
+    out = [f"{f} (`{writer_of(f)}`)" for f in files if not res.has(f)]
+    return out + [f"figure {g} (`{writer_of(g)}`)" for g in figs if not ((res.figures/f'{g}.png').exists() and f'{g}.png' in res.index['figures'])]
 
 def render_papers(names=None,                          # papers to render (default: every papers/paper_<p>.ipynb)
                   aggregate_dir:str|Path='data/aggregate', figures_dir:str|Path='figures',
@@ -172,8 +181,12 @@ def render_papers(names=None,                          # papers to render (defau
     from agent_slo.report.render import render_notebook
     from agent_slo.report.arxiv import pdf_pages
     names = list(names or sorted(p.stem.removeprefix('paper_') for p in project_path('papers').glob('paper_*.ipynb')))
-    rows = []
+    res, rows = Results(aggregate_dir, figures_dir), []
     for name in names:
+        if gaps := missing_inputs(name, res):
+            rows.append({'paper': name, 'ok': False, 'error': 'not rendered: missing ' + '; '.join(gaps), 'secs': 0.0, 'missing': gaps})
+            if progress: print(f"{name}: {rows[-1]['error']}", flush=True)
+            continue
         src = project_path('papers', f'paper_{name}.ipynb')
         dest = project_path(out)/name; dest.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
