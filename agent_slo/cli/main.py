@@ -15,10 +15,10 @@ from ..eval import metrics
 # %% auto #0
 __all__ = ['WEATHER_CALL', 'TRAIN_STAGES', 'COMMANDS', 'SERVE_FLAGS', 'timing_line', 'cmd_models', 'chat_feedback', 'cmd_chat',
            'scheduler_from_args', 'reward_rows', 'cmd_reward', 'cmd_compare', 'cmd_manifold', 'cmd_online', 'cmd_serve',
-           'cmd_demo', 'run_demo', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg', 'cmd_p2', 'cmd_p3',
-           'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'restore_shipped', 'train_stage',
-           'cmd_adapters', 'cmd_train', 'cmd_rl', 'cmd_papers', 'cmd_site', 'cmd_arxiv', 'cmd_p6b', 'cmd_risk',
-           'cmd_sweeps', 'build_parser', 'main']
+           'cmd_demo', 'run_demo', 'notebook_defaults', 'run_paper', 'run_p1', 'print_summary', 'cmd_p1', 'cmd_agg',
+           'cmd_p2', 'cmd_p3', 'cmd_p3_controller', 'cmd_p4', 'cmd_bfcl', 'cmd_tune', 'cmd_p5', 'restore_shipped',
+           'train_stage', 'cmd_adapters', 'cmd_train', 'cmd_rl', 'cmd_papers', 'cmd_site', 'cmd_arxiv', 'cmd_p6b',
+           'cmd_risk', 'cmd_sweeps', 'build_parser', 'main']
 
 # %% ../../nbs/90_cli/90_main.ipynb #3b027fcc
 def _tok_s(c:Completion) -> float|None:
@@ -286,6 +286,16 @@ def _log_papermill(progress:bool):
         h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter('%(message)s'))
         log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
 
+def notebook_defaults(nb:str|Path) -> dict:
+    "A papermill notebook's parameters as its `parameters` cell sets them (papermill's own inspection; literals evaluated, anything else kept as text)."
+    import ast
+    from papermill.inspection import inspect_notebook
+    out = {}
+    for k, v in inspect_notebook(str(nb)).items():
+        try: out[k] = ast.literal_eval(v['default'])
+        except (ValueError, SyntaxError): out[k] = v['default']
+    return out
+
 def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:bool=True, progress:bool=True, preset:str|None=None) -> Path:
     "Execute papers/<name>.ipynb with `params` via papermill into `out_dir`, note the run beside its aggregates (RUNS.json), and render its draft there. Returns the executed notebook."
     import papermill as pm
@@ -297,9 +307,11 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
     out.mkdir(parents=True, exist_ok=True)
     executed = out/f'{name}.ipynb'
     _log_papermill(progress)
-    pm.execute_notebook(str(project_path('papers', f'{name}.ipynb')), str(executed), parameters=params, kernel_name='python3',
+    nb_path = project_path('papers', f'{name}.ipynb')
+    pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name='python3',
                         cwd=str(project_path()), progress_bar=progress, log_output=progress)
-    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, params, started, preset, project_path(params.get('figures_dir', 'out/figures')))
+    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, {**notebook_defaults(nb_path), **params}, started, preset,
+                     project_path(params.get('figures_dir', 'out/figures')))   # the effective parameters: the notebook's defaults, then what was passed
     print(f"run {run['run_id']}: {len(run['files'])} aggregates, {len(run['figures'])} figures", file=sys.stderr)
     if render:
         paths = render_notebook(executed, out/'paper', name=name)
