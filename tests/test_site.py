@@ -94,7 +94,7 @@ def test_papers_compile_as_arxiv_bundles(site, tmp_path):
         assert not [f for f in b['files'] if f.endswith('.png') and (Path(p['html']).parent/'latex'/f).with_suffix('.pdf').exists()], b['files']
 
 # per paper, a value its text certainly prints: (aggregate, key column, key, value column)
-PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained')}
+PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained'), 'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy')}
 
 def test_paper_text_follows_the_aggregates(tmp_path):
     "Change one value of an aggregate CSV (its run recorded as before) and the rendered paper's text changes with it."
@@ -108,7 +108,7 @@ def test_paper_text_follows_the_aggregates(tmp_path):
     agg = tmp_path/'agg'; shutil.copytree(res.folder, agg)
     before = render_papers([name], aggregate_dir=agg, out=tmp_path/'before', progress=False)[0]
     df = pd.read_csv(agg/csv)
-    df.loc[df[key] == val, col] = 0.4321; df.to_csv(agg/csv, index=False)     # 43.2%: a value no run here produced
+    df.loc[df[key] == val if val is not None else df.index[:1], col] = 0.4321; df.to_csv(agg/csv, index=False)     # 43.2%: a value no run here produced
     after = render_papers([name], aggregate_dir=agg, out=tmp_path/'after', progress=False)[0]
     assert before['ok'] and after['ok'], (before, after)
     text = lambda r: re.sub(r'<[^>]+>', ' ', Path(r['html']).read_text())
