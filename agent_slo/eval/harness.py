@@ -13,6 +13,7 @@ import numpy as np, pandas as pd
 from tqdm import tqdm  # plain: under papermill its lines reach the log, no widget needed
 
 from ..core.config import config_hash
+from ..core.stats import bootstrap_ci
 from ..core.records import Record, RecordWriter, load_records, done_keys
 from ..engine.base import Engine, EngineError, Completion, ChatRequest
 from ..tasks.bfcl import Task
@@ -235,12 +236,17 @@ def decode_overhead(engine:Engine, reps:int=3, tokens:int=64, prompts:list[str]=
     return pd.DataFrame(rows)
 
 def overhead_summary(d:pd.DataFrame) -> dict:
-    "Medians per mode and the ratios: constrained/free per token, and the mask's share of a free token's time."
+    "Medians per mode and the ratios: constrained/free per token, the mask's share of a free token's time, and the median paired difference per token with its BCa interval."
     m = d.groupby('mode').median(numeric_only=True)
     out = {'free_ms_per_token': m.loc['free', 'ms_per_token'], 'constrained_ms_per_token': m.loc['constrained', 'ms_per_token'],
            'free_itl_ms_p50': m.loc['free', 'itl_ms_p50'], 'constrained_itl_ms_p50': m.loc['constrained', 'itl_ms_p50']}
     out['overhead_ratio'] = out['constrained_ms_per_token']/out['free_ms_per_token']
     out['overhead_ms_per_token'] = out['constrained_ms_per_token'] - out['free_ms_per_token']
+    w = d.pivot_table(index='rep', columns='mode', values='ms_per_token').dropna()   # the pairs: one prompt, both modes
+    out['pairs'] = len(w)
+    if len(w) >= 2:   # the median of the paired differences, with its BCa interval: what a paired comparison reports
+        est, lo, hi = bootstrap_ci((w['constrained'] - w['free']).to_numpy(), np.median)
+        out |= {'paired_overhead_ms_per_token': est, 'paired_overhead_ms_per_token_lo': lo, 'paired_overhead_ms_per_token_hi': hi}
     if 'mask_ms_per_token' in d:
         out['mask_ms_per_token'] = float(d['mask_ms_per_token'].median())
         out['mask_share_of_token'] = out['mask_ms_per_token']/out['free_ms_per_token']
