@@ -159,7 +159,7 @@ def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markd
     p = Path(path); rel = p.relative_to(project_path()) if p.is_absolute() else p
     return Markdown(f"![{caption}{' ' + source if source else ''}]({rel.as_posix()}){{width={width}}}")
 
-# %% ../../nbs/80_report/83_papers.ipynb #3f6f9b03
+# %% ../../nbs/80_report/83_papers.ipynb #16f15f06
 PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward, and RL that uses it',
           'p3': 'Constrained decoding and a learned decoding controller', 'p4': 'Scheduling the serving engine for SLOs',
           'p5': 'Self-consistency under a latency budget', 'p6': 'Operating the agent: tuning, risk and rollout'}
@@ -169,6 +169,8 @@ PAPER_INPUTS = {'p1': (['eval_summary.csv', 'p1_paired.csv', 'p1_max_rate.json',
                 'p2': (['p2_scores.csv', 'p2_gate_ladder.csv', 'p2_winners.csv', 'p2_reward.json', 'rl_stages.csv', 'rl_win_rates.csv', 'rl_deltas.csv',
                         'rl_reward_models.csv', 'rl_anchors.csv', 'rl_stage_times.csv', 'rl_pairs.csv', 'rl_exit_criteria.csv'],
                        ['p2_pareto', 'p2_weight_sweep', 'p2_rl_stages', 'p2_rl_curves']),
+                'p3': (['p3_modes.csv', 'p3_overhead.csv', 'p3c_arms.csv', 'p3c_paired.csv', 'p3c_efficiency.csv', 'p3c_selfplay.csv'],
+                       ['p3_constrained', 'p3_controller_training', 'p3_controller']),
                 'p5': (['p5_policies.csv', 'p5_savings.csv', 'p5_greedy.csv'], ['p5_self_consistency'])}
 
 def missing_inputs(name:str, res:Results) -> list[str]:
