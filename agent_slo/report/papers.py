@@ -159,7 +159,7 @@ def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markd
     p = Path(path); rel = p.relative_to(project_path()) if p.is_absolute() else p
     return Markdown(f"![{caption}{' ' + source if source else ''}]({rel.as_posix()}){{width={width}}}")
 
-# %% ../../nbs/80_report/83_papers.ipynb #16f15f06
+# %% ../../nbs/80_report/83_papers.ipynb #8262b0a8
 PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward, and RL that uses it',
           'p3': 'Constrained decoding and a learned decoding controller', 'p4': 'Scheduling the serving engine for SLOs',
           'p5': 'Self-consistency under a latency budget', 'p6': 'Operating the agent: tuning, risk and rollout'}
@@ -171,6 +171,8 @@ PAPER_INPUTS = {'p1': (['eval_summary.csv', 'p1_paired.csv', 'p1_max_rate.json',
                        ['p2_pareto', 'p2_weight_sweep', 'p2_rl_stages', 'p2_rl_curves']),
                 'p3': (['p3_modes.csv', 'p3_overhead.csv', 'p3c_arms.csv', 'p3c_paired.csv', 'p3c_efficiency.csv', 'p3c_selfplay.csv'],
                        ['p3_constrained', 'p3_controller_training', 'p3_controller']),
+                'p4': (['p4_table.csv', 'p4_vs_fcfs.csv', 'p4_max_rate.csv', 'p4_knobs.csv', 'p4_predictor.json', 'p4_sim_error.json', 'p4_sim_error_summary.csv',
+                        'p4_whatif.csv', 'p4_operating_point.json'], ['p4_tail', 'p4_goodput', 'p4_knobs', 'p4_sim']),
                 'p5': (['p5_policies.csv', 'p5_savings.csv', 'p5_greedy.csv'], ['p5_self_consistency'])}
 
 def missing_inputs(name:str, res:Results) -> list[str]:
