@@ -159,7 +159,7 @@ def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markd
     p = Path(path); rel = p.relative_to(project_path()) if p.is_absolute() else p
     return Markdown(f"![{caption}{' ' + source if source else ''}]({rel.as_posix()}){{width={width}}}")
 
-# %% ../../nbs/80_report/83_papers.ipynb #8262b0a8
+# %% ../../nbs/80_report/83_papers.ipynb #e5452283
 PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward, and RL that uses it',
           'p3': 'Constrained decoding and a learned decoding controller', 'p4': 'Scheduling the serving engine for SLOs',
           'p5': 'Self-consistency under a latency budget', 'p6': 'Operating the agent: tuning, risk and rollout'}
@@ -173,7 +173,10 @@ PAPER_INPUTS = {'p1': (['eval_summary.csv', 'p1_paired.csv', 'p1_max_rate.json',
                        ['p3_constrained', 'p3_controller_training', 'p3_controller']),
                 'p4': (['p4_table.csv', 'p4_vs_fcfs.csv', 'p4_max_rate.csv', 'p4_knobs.csv', 'p4_predictor.json', 'p4_sim_error.json', 'p4_sim_error_summary.csv',
                         'p4_whatif.csv', 'p4_operating_point.json'], ['p4_tail', 'p4_goodput', 'p4_knobs', 'p4_sim']),
-                'p5': (['p5_policies.csv', 'p5_savings.csv', 'p5_greedy.csv'], ['p5_self_consistency'])}
+                'p5': (['p5_policies.csv', 'p5_savings.csv', 'p5_greedy.csv'], ['p5_self_consistency']),
+                'p6': (['p6_table.csv', 'p6_reach.csv', 'p6_ope.csv', 'p6_later.csv', 'p6_rollouts.json', 'p6b_risk.csv', 'p6b_uplift.csv', 'p6b_policies.csv',
+                        'p6b_versus_best.json', 'p6b_admission_paired.csv', 'p2_gate_ladder.csv', 'p2_reward.json', 'p4_operating_point.json', 'p1_max_rate.json'],
+                       ['p6_rewards', 'p6_canary', 'p6b_policies'])}
 
 def missing_inputs(name:str, res:Results) -> list[str]:
     "The inputs of paper `name` that `res` lacks or has no run for, each with the command that writes it."
