@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium latex papers site arxiv weekly demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium latex papers site arxiv weekly results demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -196,6 +196,10 @@ $(LATEX):
 	@test -x $@ && command -v latexmk >/dev/null || { echo "texlive did not install: the arXiv bundles (make arxiv) need xelatex and latexmk"; exit 1; }
 
 latex: $(LATEX)
+
+# Every full experiment, in the order the papers need them (P2's sweep reads P4's operating point), each writing its aggregates
+# and figures into data/aggregate and figures/ with its run in data/aggregate/RUNS.json. Hours on 2 cores: run the targets one at a time to spread them.
+results: p1 bfcl p4 sweeps rl p3 p3-controller p5 tune p6b
 
 # Papers P1-P6 from the recorded aggregates (data/aggregate, RUNS.json): no model runs. HTML, PDF and LaTeX in out/papers/<p>/.
 papers: install
