@@ -12,8 +12,9 @@ from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
-__all__ = ['RUNS', 'WRITERS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of', 'Results', 'pct',
-           'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'missing_inputs', 'render_papers']
+__all__ = ['RUNS', 'WRITERS', 'NBSP', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of',
+           'Results', 'pct', 'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'missing_inputs',
+           'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -100,24 +101,26 @@ class Results:
         return ' '.join(f"Run `{r['run_id']}`" + (f" ({r['preset']} preset)" if r.get('preset') else '') + f", config `{r['config_hash']}`, {r['date']}."
                         for r in runs.values())
 
-# %% ../../nbs/80_report/83_papers.ipynb #bfe30b7b
+# %% ../../nbs/80_report/83_papers.ipynb #ace5bcd3
+NBSP = '\u00a0'   # inside an interval: a table cell may wrap before the interval, never inside it
+
 def pct(est:float, lo:float|None=None, hi:float|None=None, digits:int=1) -> str:
     "A rate as a percentage, with its interval when given: '31.7% [24.1, 40.4]'."
     if est is None or (isinstance(est, float) and math.isnan(est)): return 'n/a'
     s = f"{100*est:.{digits}f}%"
-    return s if lo is None or hi is None or pd.isna(lo) else s + f" [{100*lo:.{digits}f}, {100*hi:.{digits}f}]"
+    return s if lo is None or hi is None or pd.isna(lo) else s + f" [{100*lo:.{digits}f},{NBSP}{100*hi:.{digits}f}]"
 
 def ci(est:float, lo:float|None=None, hi:float|None=None, digits:int=3, signed:bool=False) -> str:
     "An estimate with its interval: '0.678 [0.600, 0.747]'."
     if est is None or pd.isna(est): return 'n/a'
     f = f"{{:{'+' if signed else ''}.{digits}f}}"
-    return f.format(est) if lo is None or pd.isna(lo) else f.format(est) + f" [{f.format(lo)}, {f.format(hi)}]"
+    return f.format(est) if lo is None or pd.isna(lo) else f.format(est) + f" [{f.format(lo)},{NBSP}{f.format(hi)}]"
 
 def pp(est:float, lo:float|None=None, hi:float|None=None, digits:int=1) -> str:
     "A difference of rates in percentage points: '+8.2 pp [+1.0, +15.4]'."
     if est is None or pd.isna(est): return 'n/a'
     f = f"{{:+.{digits}f}}"
-    return f.format(100*est) + ' pp' + ('' if lo is None or pd.isna(lo) else f" [{f.format(100*lo)}, {f.format(100*hi)}]")
+    return f.format(100*est) + f'{NBSP}pp' + ('' if lo is None or pd.isna(lo) else f" [{f.format(100*lo)},{NBSP}{f.format(hi*100)}]")
 
 def pval(p:float) -> str:
     "'p = 0.022', or 'p < 0.001'."

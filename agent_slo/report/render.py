@@ -46,16 +46,27 @@ def _strip_code(nb_path:Path, dst:Path, remove_code:bool=True) -> dict:
     nbformat.write(nb, dst)
     return meta
 
-# %% ../../nbs/80_report/82_render.ipynb #fe259b68
+# %% ../../nbs/80_report/82_render.ipynb #1cbbe4ae
 PAGE_CSS = """
-body { max-width: 62em; font-family: "DejaVu Serif", Georgia, serif; line-height: 1.45; }
-header#title-block-header { margin-bottom: 2em; }
-.abstract { text-align: left; margin: 1em 2em; }
-table { display: table; width: 100%; table-layout: auto; font-size: 0.82em; overflow-x: visible; }
-th, td { overflow-wrap: anywhere; vertical-align: top; }
-figure { margin: 1em 0; } figure img, img { max-width: 100%; height: auto; }
-figcaption, caption { font-size: 0.9em; color: #444; text-align: left; }
-pre, code { white-space: pre-wrap; overflow-wrap: anywhere; }
+html { color: #1a1a1a; background: #fdfdfd; }
+body { margin: 0 auto; max-width: 60em; padding: 2em 3em 4em; font-family: "DejaVu Serif", Georgia, serif; line-height: 1.5;
+       hyphens: auto; overflow-wrap: break-word; }
+header#title-block-header { text-align: center; margin-bottom: 2.5em; }
+header#title-block-header .abstract { text-align: left; margin: 1.2em 3em; font-size: 0.95em; }
+.abstract-title { font-weight: bold; text-align: center; margin-bottom: 0.3em; }
+h1, h2, h3, h4 { line-height: 1.2; margin-top: 1.4em; }
+table { border-collapse: collapse; width: 100%; margin: 0.6em 0 1.6em; font-size: 0.85em; font-variant-numeric: tabular-nums; }
+thead { border-top: 1.5px solid #1a1a1a; border-bottom: 1px solid #1a1a1a; }
+tbody { border-bottom: 1.5px solid #1a1a1a; }
+th, td { padding: 0.25em 0.7em; vertical-align: top; overflow-wrap: break-word; }
+caption { caption-side: top; text-align: left; font-size: 0.9em; color: #444; margin-bottom: 0.4em; }
+figure { margin: 1.5em 0; } img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.9em; color: #444; text-align: left; }
+code { font-family: "DejaVu Sans Mono", monospace; font-size: 0.85em; }
+pre { background: #f6f7f9; padding: 0.6em; overflow-x: auto; }
+a { color: #1a5fb4; }
+.csl-entry { margin-bottom: 0.5em; padding-left: 2em; text-indent: -2em; }
+@media (max-width: 700px) { body { padding: 1em; } header#title-block-header .abstract { margin: 1em 0; } }
 """
 
 def _ast(nb_path:Path) -> dict:

@@ -12,11 +12,12 @@ from .render import PAGE_CSS, render_notebook
 # %% auto #0
 __all__ = ['PLAYBOOK', 'SITE_CSS', 'nb_title', 'build_site']
 
-# %% ../../nbs/80_report/85_site.ipynb #ca2133e0
+# %% ../../nbs/80_report/85_site.ipynb #3cdd0f72
 PLAYBOOK = ('73_runbook', '71_rollout', '46_alerts', '75_loop', '72_feedback', '76_tuner', '77_decide')
 
 SITE_CSS = PAGE_CSS + """
 body { max-width: none; margin: 0; padding: 0 2em 3em 19em; }
+main, body > h1, body > p { max-width: 60em; }
 nav#site-nav { position: fixed; top: 0; left: 0; bottom: 0; width: 16em; overflow-y: auto; padding: 1em 1em 2em 1.2em;
                background: #f6f7f9; border-right: 1px solid #dde; font-family: "DejaVu Sans", sans-serif; font-size: 0.85em; }
 nav#site-nav a.brand { font-weight: bold; font-size: 1.3em; text-decoration: none; display: block; margin-bottom: 0.8em; }
