@@ -61,7 +61,7 @@ def record_run(folder:str|Path,            # the aggregate_dir the run wrote int
     atomic_write(folder/RUNS, json.dumps(idx, indent=1, sort_keys=True))
     return run
 
-# %% ../../nbs/80_report/83_papers.ipynb #6413909a
+# %% ../../nbs/80_report/83_papers.ipynb #0ab51293
 WRITERS = {'eval_summary': 'agent-slo p1', 'p1_': 'agent-slo p1', 'bfcl_': 'agent-slo bfcl', 'rl_': 'agent-slo rl', 'p2_': 'agent-slo p2',
            'p3c_': 'agent-slo p3-controller', 'p3_': 'agent-slo p3', 'p4_': 'agent-slo p4', 'p5_': 'agent-slo p5', 'p6b_': 'agent-slo p6b', 'p6_': 'agent-slo tune'}
 
@@ -84,7 +84,7 @@ class Results:
     def json(self, name:str): self.run(name); return json.loads(self.path(name).read_text())
     def run(self, name:str) -> dict:
         "The run that wrote aggregate `name` (or figure `name`, a file of `figures`)."
-        self.path(name) if not name.endswith(('.png', '.pdf')) else None
+        if not name.endswith(('.png', '.pdf')): self.path(name)   # an aggregate must exist; a figure is checked by `figure`
         rid = self.index['files'].get(name) or self.index['figures'].get(name)
         if rid is None or rid not in self.index['runs']:
             raise ResultMissing(f"no run is recorded for {name} in {self.folder/RUNS}: re-run `{writer_of(name)}` so its provenance is known")

@@ -46,7 +46,7 @@ def _strip_code(nb_path:Path, dst:Path, remove_code:bool=True) -> dict:
     nbformat.write(nb, dst)
     return meta
 
-# %% ../../nbs/80_report/82_render.ipynb #1cbbe4ae
+# %% ../../nbs/80_report/82_render.ipynb #d33c2fa8
 PAGE_CSS = """
 html { color: #1a1a1a; background: #fdfdfd; }
 body { margin: 0 auto; max-width: 60em; padding: 2em 3em 4em; font-family: "DejaVu Serif", Georgia, serif; line-height: 1.5;
@@ -82,9 +82,9 @@ def _walk(x, kind:str):
     elif isinstance(x, list):
         for v in x: yield from _walk(v, kind)
 
-def media_refs(nb_path:Path) -> list[str]:
+def media_refs(nb_path:Path, ast:dict|None=None) -> list[str]:
     "Relative paths of the images the notebook's markdown shows (pandoc's Image nodes: an image written in a code span is not one)."
-    cells = [d for d in _walk(_ast(nb_path), 'Div') if 'markdown' in d['c'][0][1]]   # outputs' images are embedded, not paths
+    cells = [d for d in _walk(ast or _ast(nb_path), 'Div') if 'markdown' in d['c'][0][1]]   # outputs' images are embedded, not paths
     found = [n['c'][2][0] for d in cells for n in _walk(d, 'Image')]
     return sorted({p for p in found if not re.match(r'^(https?:|data:|/|attachment:)', p)})
 
@@ -98,16 +98,16 @@ def _copy_media(refs:list[str], root:Path, dest:Path, twins:bool=False) -> list[
         if twins and src.suffix.lower() == '.png' and src.with_suffix('.pdf').exists(): shutil.copy(src.with_suffix('.pdf'), (dest/r).with_suffix('.pdf'))
     return missing
 
-# %% ../../nbs/80_report/82_render.ipynb #cb6a4a09
-def cited_keys(nb_path:Path) -> set[str]:
+# %% ../../nbs/80_report/82_render.ipynb #8faef320
+def cited_keys(nb_path:Path, ast:dict|None=None) -> set[str]:
     "The citation keys a notebook uses, as pandoc reads them (its JSON AST), not by pattern."
-    return {c['citationId'] for n in _walk(_ast(nb_path), 'Cite') for c in n['c'][0]}
+    return {c['citationId'] for n in _walk(ast or _ast(nb_path), 'Cite') for c in n['c'][0]}
 
 def bib_keys(bib:Path) -> set[str]:
     "The entry keys of a .bib file."
     return set(re.findall(r'^\s*@\w+\s*\{\s*([^,\s]+)\s*,', Path(bib).read_text(), re.M))
 
-# %% ../../nbs/80_report/82_render.ipynb #11fe566c
+# %% ../../nbs/80_report/82_render.ipynb #4080aa9f
 def _html(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, css:str, html_args:tuple):
     import pypandoc
     with tempfile.TemporaryDirectory() as d:
@@ -159,10 +159,11 @@ def render_notebook(nb:str|Path, out_dir:str|Path, name:str|None=None, remove_co
     meta = _strip_code(nb, src, remove_code)
     meta_file = out_dir/f'{name}.meta.yaml'
     try:
-        refs = media_refs(src)
+        ast = _ast(src)   # one parse for both checks
+        refs = media_refs(src, ast)
         if missing := [r for r in refs if not (root/r).exists()]:
             raise FileNotFoundError(f"{nb} refers to figures that do not exist under {root}: {', '.join(missing)}")
-        if bib and (unknown := sorted(cited_keys(src) - bib_keys(bib))) or not bib and (unknown := sorted(cited_keys(src))):
+        if unknown := sorted(cited_keys(src, ast) - (bib_keys(bib) if bib else set())):
             raise ValueError(f"{nb} cites keys that are not in {bib or 'any bibliography (none given)'}: {', '.join(unknown)}")
         meta_file.write_text(yaml.safe_dump({**({'title': name} if 'title' not in meta else {}), **meta}, allow_unicode=True))
         if use_quarto:   # Quarto reads the raw front-matter cell; the bibliography goes on its command line
