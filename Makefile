@@ -92,8 +92,8 @@ p5: install
 	$(BIN)/agent-slo p5
 
 # BFCL as a whole: every offline category in JSON, prompt and FC modes, the best registered adapter, format sensitivity,
-# the multi-turn episodes and the leaderboard's groups. The full run takes many hours on 2 cores (the report prints its
-# own estimate); bfcl-quick samples every category and runs in minutes.
+# the multi-turn episodes and the leaderboard's groups. The full preset samples every part (about 90 minutes on 2 cores; see
+# configs/presets.yaml); BFCL whole takes many hours (the report prints its estimate). bfcl-quick runs in minutes.
 bfcl: install
 	$(BIN)/agent-slo bfcl
 

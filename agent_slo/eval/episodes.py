@@ -77,9 +77,11 @@ def run_episodes(engine:Engine, episodes:list[Episode], cfg:AgentConfig, out:str
 def episode_table(df:pd.DataFrame, slo_episode_s:float|None=None, slo_step_s:float|None=None, stage:str='episode', by:str='category') -> pd.DataFrame:
     "Per `by` (and overall): episodes, accuracy and success@SLO with Wilson intervals, disagreement over repeats, p95 latencies."
     ep = df[(df['stage'] == stage) & df['error_source'].ne('engine')].copy()
-    st = df[df['stage'] == f'{stage}-step']
-    slowest = st.groupby('episode_id')['e2e_s'].max()
-    ep['step_max_s'] = ep['episode_id'].map(slowest)
+    st = df[df['stage'] == f'{stage}-step'].copy()
+    # an episode id names the task and repeat only: the same episode played by two models (or call modes) is two episodes
+    keys = [c for c in ('model_id', 'call_mode') if c in df]
+    for d in (ep, st): d['_ep'] = d['episode_id'].astype(str).str.cat([d[c].astype(str) for c in keys], sep='|')
+    ep['step_max_s'] = ep['_ep'].map(st.groupby('_ep')['e2e_s'].max())
     ep['good'] = metrics.good_requests(ep, e2e_s=slo_episode_s) & (True if slo_step_s is None else ep['step_max_s'] <= slo_step_s)
     rows = []
     for name, g in [*ep.groupby(by), ('all', ep)]:
@@ -91,6 +93,6 @@ def episode_table(df:pd.DataFrame, slo_episode_s:float|None=None, slo_step_s:flo
                      'success_at_slo': sat, 'success_at_slo_lo': sat_lo, 'success_at_slo_hi': sat_hi,
                      'repeated': d['tasks'], 'disagreement': dr, 'disagreement_lo': dlo, 'disagreement_hi': dhi,
                      'episode_p95_s': float(g['e2e_s'].quantile(0.95)) if n else np.nan,
-                     'step_p95_s': float(st[st['episode_id'].isin(g['episode_id'])]['e2e_s'].quantile(0.95)) if n else np.nan,
+                     'step_p95_s': float(st[st['_ep'].isin(g['_ep'])]['e2e_s'].quantile(0.95)) if n else np.nan,
                      'steps_mean': float(g['steps'].mean()) if n else np.nan})
     return pd.DataFrame(rows)
