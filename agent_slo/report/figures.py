@@ -141,12 +141,13 @@ def fig_self_consistency(table:pd.DataFrame, greedy:dict|None=None, name:str='p5
     import matplotlib.pyplot as plt, seaborn as sns
     t = table[table['category'] == 'all']
     sns.set_theme(style='whitegrid', context='paper')
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 4.4), sharey=True)
     for ax, x, label in zip(axes, ('samples', 'tokens', 'latency_p95_s'), ('samples per task', 'completion tokens per task', 'p95 latency per task (s)')):
         fx = t[t['kind'] == 'fixed'].sort_values(x)
         ax.errorbar(fx[x], fx['accuracy'], yerr=_yerr(fx, 'accuracy'),
                     fmt='o-', color='C0', capsize=3, label='fixed N')
-        for _, r in fx.iterrows(): ax.annotate(f"N={r['policy'].split('=')[-1]}", (r[x], r['accuracy']), fontsize=7, xytext=(3, -10), textcoords='offset points')
+        for j, (_, r) in enumerate(fx.iterrows()):   # labels alternate below and above: neighbouring N can sit close on the latency axis
+            ax.annotate(f"N={r['policy'].split('=')[-1]}", (r[x], r['accuracy']), fontsize=7, xytext=(3, -10 if j % 2 == 0 else 5), textcoords='offset points')
         for i, (_, r) in enumerate(t[t['kind'] != 'fixed'].iterrows()):
             ax.errorbar([r[x]], [r['accuracy']], yerr=[[v] for v in _yerr(r, 'accuracy')],
                         fmt='s' if r['kind'] == 'esc' else 'D', color=f'C{i + 1}', capsize=3, ms=7, label=r['policy'])
@@ -155,9 +156,10 @@ def fig_self_consistency(table:pd.DataFrame, greedy:dict|None=None, name:str='p5
             ax.axhline(greedy['rate'], color='grey', lw=1)
         ax.set_xlabel(label)
     axes[0].set_ylabel('accuracy (BFCL checker)')
-    axes[-1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1))
-    fig.suptitle('self-consistency: accuracy against samples, tokens and latency', y=1.02)
-    fig.tight_layout()
+    h, l = axes[-1].get_legend_handles_labels()   # below the panels, so the figure keeps its width for the data at page width
+    fig.legend(h, l, fontsize=7, loc='lower center', ncol=3, frameon=False)
+    fig.suptitle('self-consistency: accuracy against samples, tokens and latency')
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
     return save_fig(fig, name, folder)
 
 # %% ../../nbs/80_report/81_figures.ipynb #cb6b69d9

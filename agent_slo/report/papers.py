@@ -12,9 +12,9 @@ from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
-__all__ = ['RUNS', 'WRITERS', 'NBSP', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run', 'writer_of',
-           'Results', 'pct', 'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'table', 'figure', 'missing_inputs',
-           'render_papers']
+__all__ = ['RUNS', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run',
+           'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'col_widths', 'table',
+           'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -123,9 +123,9 @@ def pp(est:float, lo:float|None=None, hi:float|None=None, digits:int=1) -> str:
     return f.format(100*est) + f'{NBSP}pp' + ('' if lo is None or pd.isna(lo) else f" [{f.format(100*lo)},{NBSP}{f.format(hi*100)}]")
 
 def pval(p:float) -> str:
-    "'p = 0.022', or 'p < 0.001'."
-    if p is None or pd.isna(p): return 'p n/a'
-    return 'p < 0.001' if p < 0.001 else f"p = {p:.3f}"
+    "'p = 0.022', or 'p < 0.001' (non-breaking spaces: a cell never wraps inside it)."
+    if p is None or pd.isna(p): return f'p{NBSP}n/a'
+    return f'p{NBSP}<{NBSP}0.001' if p < 0.001 else f"p{NBSP}={NBSP}{p:.3f}"
 
 def verdict(p:float, alpha:float=0.05) -> str:
     "'significant' or 'not significant' at `alpha`."
@@ -145,6 +145,23 @@ def front(title:str, abstract:str, author:str='The agent-slo authors', date:str|
 
 def _esc(v) -> str: return str(v).replace('|', '\\|').replace('\n', ' ')
 
+TABLE_CHARS = 96   # characters of a table row across the text width (LaTeX and typst body text)
+
+def col_widths(cells:list[list[str]], budget:int=TABLE_CHARS) -> list[int]:
+    "Each column's share of a row (pipe-table dashes): its natural width, the widest cut back to a common cap until the row fits `budget`, none below its longest word."
+    need = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
+    floor = [max(len(w) for r in cells for w in r[j].split(' ')) for j in range(len(need))]   # split on plain spaces: NBSP binds
+    fit = lambda c: [max(f, min(n, c)) for n, f in zip(need, floor)]
+    if sum(need) <= budget: return need
+    return fit(max((c for c in range(1, max(need) + 1) if sum(fit(c)) <= budget), default=1))
+
+def _pipe(df:pd.DataFrame) -> str:
+    "A pipe table whose dashes are `col_widths` plus a cell's padding (about three characters); text left-aligned, numbers right-aligned."
+    head = [_esc(c) for c in df.columns]; body = [[_esc(v) for v in row] for row in df.itertuples(index=False)]
+    w = col_widths([head, *body])
+    rule = ['-'*(n + 3) + ':' if pd.api.types.is_numeric_dtype(df[c]) else ':' + '-'*(n + 3) for c, n in zip(df.columns, w)]
+    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in [head, rule, *body])
+
 def table(df:pd.DataFrame, caption:str, source:str='', max_cols:int=7, keep:int=1) -> Markdown:
     "`df` as captioned pipe tables (split past `max_cols` columns, repeating the first `keep`); the caption ends with `source`."
     if df.empty: raise ValueError(f"table '{caption}' has no rows")
@@ -152,9 +169,8 @@ def table(df:pd.DataFrame, caption:str, source:str='', max_cols:int=7, keep:int=
     rest = cols[keep:]; step = max(1, max_cols - keep)
     chunks = [rest[i:i+step] for i in range(0, len(rest), step)] or [[]]
     for i, chunk in enumerate(chunks):
-        sub = df[cols[:keep] + chunk].map(_esc) if hasattr(df, 'map') else df[cols[:keep] + chunk].applymap(_esc)
         cap = caption + (f" (part {i+1} of {len(chunks)})" if len(chunks) > 1 else '') + (f" {source}" if source else '')
-        parts.append(sub.to_markdown(index=False) + f"\n\n: {cap}")
+        parts.append(_pipe(df[cols[:keep] + chunk]) + f"\n\n: {cap}")
     return Markdown('\n\n'.join(parts))
 
 def figure(path:str|Path, caption:str, source:str='', width:str='100%') -> Markdown:

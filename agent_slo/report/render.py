@@ -10,7 +10,7 @@ import yaml
 from ..core.config import project_path
 
 # %% auto #0
-__all__ = ['PANDOC_IN', 'PAGE_CSS', 'front_matter', 'media_refs', 'cited_keys', 'bib_keys', 'render_notebook']
+__all__ = ['PANDOC_IN', 'PAGE_CSS', 'TYPST_CELLS', 'front_matter', 'media_refs', 'cited_keys', 'bib_keys', 'render_notebook']
 
 # %% ../../nbs/80_report/82_render.ipynb #4d7e323c
 PANDOC_IN = 'ipynb+citations+fenced_divs+bracketed_spans+table_captions+pipe_tables+implicit_figures+link_attributes+tex_math_dollars-autolink_bare_uris'
@@ -133,6 +133,9 @@ def _latex(src:Path, dst:Path, root:Path, meta_file:Path, bib:Path|None, refs:li
             args += ['--natbib', f'--bibliography={bib.name}', '-V', 'biblio-style=plainnat', f'--include-in-header={Path(d)/"head.tex"}']
         pypandoc.convert_file(str(src.resolve()), 'latex', format=PANDOC_IN, outputfile=str(dst.resolve()), extra_args=args, cworkdir=str(tex))
 
+# table cells ragged-right and unhyphenated, as LaTeX's p-columns are: a justified narrow cell spreads its words apart
+TYPST_CELLS = '#show table.cell: set par(justify: false)\n#show table.cell: set text(hyphenate: false)'
+
 def _pdf(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, name:str, refs:list[str]):
     "The PDF through typst, its figures copied beside the .typ."
     import pypandoc, typst
@@ -141,7 +144,8 @@ def _pdf(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, name:str, ref
         typ = Path(d)/f'{name}.typ'
         pypandoc.convert_file(str(src.resolve()), 'typst', format=PANDOC_IN, outputfile=str(typ), cworkdir=d,
                               extra_args=['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=9pt',
-                                          '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite])
+                                          '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite,
+                                          '-V', f'header-includes={TYPST_CELLS}'])
         typst.compile(str(typ), output=str(dst), root=d)
 
 def render_notebook(nb:str|Path, out_dir:str|Path, name:str|None=None, remove_code:bool=True, use_quarto:bool|None=None,
