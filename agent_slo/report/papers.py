@@ -62,7 +62,8 @@ def record_run(folder:str|Path,            # the aggregate_dir the run wrote int
     return run
 
 # %% ../../nbs/80_report/83_papers.ipynb #0ab51293
-WRITERS = {'eval_summary': 'agent-slo p1', 'p1_': 'agent-slo p1', 'bfcl_': 'agent-slo bfcl', 'rl_': 'agent-slo rl', 'p2_': 'agent-slo p2',
+WRITERS = {'p2_rl': 'agent-slo rl', 'p3_controller': 'agent-slo p3-controller',   # the longer prefixes first: the first match wins
+           'eval_summary': 'agent-slo p1', 'p1_': 'agent-slo p1', 'bfcl_': 'agent-slo bfcl', 'rl_': 'agent-slo rl', 'p2_': 'agent-slo p2',
            'p3c_': 'agent-slo p3-controller', 'p3_': 'agent-slo p3', 'p4_': 'agent-slo p4', 'p5_': 'agent-slo p5', 'p6b_': 'agent-slo p6b', 'p6_': 'agent-slo tune'}
 
 def writer_of(name:str) -> str:
