@@ -164,30 +164,58 @@ def fig_self_consistency(table:pd.DataFrame, greedy:dict|None=None, name:str='p5
 
 # %% ../../nbs/80_report/81_figures.ipynb #cb6b69d9
 def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|None=None, name:str='p3_constrained', folder=None) -> list[Path]:
-    "Validity and success per path and mode (with CIs), the ITL ECDF per path and mode, and the paired overhead per token."
+    "Validity, success and answers cut at the cap per path and mode (pooled over categories, Wilson CIs), the ITL ECDF per path and mode, and the paired overhead per token (BCa CI)."
     import matplotlib.pyplot as plt, seaborn as sns
+    from matplotlib.ticker import FixedLocator, NullLocator
+    from agent_slo.core.stats import rate_ci
     sns.set_theme(style='whitegrid', context='paper')
     n = 3 if overhead is not None and len(overhead) else 2
-    fig, axes = plt.subplots(1, n, figsize=(4.2*n, 3.6))
-    m = modes.groupby(['path', 'decoding'], as_index=False)[['schema_valid', 'success']].mean()
-    long = m.melt(id_vars=['path', 'decoding'], value_vars=['schema_valid', 'success'], var_name='measure', value_name='rate')
-    long['group'] = long['path'].str.split(' ').str[0] + ' · ' + long['decoding']
-    sns.barplot(data=long, x='measure', y='rate', hue='group', ax=axes[0])
-    axes[0].set_ylim(0, 1); axes[0].set_title('what the constraint buys'); axes[0].set_xlabel(''); axes[0].legend(fontsize=7)
+    fig, axes = plt.subplots(1, n, figsize=(4.4*n, 3.7))
+    short = lambda p: 'embedded' if p.startswith('embedded') else p.split(' (')[0].replace('OpenAI API via gateway: ', 'OpenAI via gateway: ').replace('OpenAI API', 'OpenAI')
+    paths = sorted(modes['path'].unique(), key=lambda p: (not p.startswith('embedded'), p))
+    groups = [f'{short(p)} · {d}' for p in paths for d in ('free', 'constrained')]
+    pal = dict(zip(groups, sns.color_palette('Paired', 2*len(paths))))   # one hue per path: light free, dark constrained, the same in every panel
+    measures = [m for m in ('schema_valid', 'success', 'capped') if m in modes]
+    rows = []
+    for (p, dec), g in modes.groupby(['path', 'decoding']):
+        for m in measures:
+            r, lo, hi = rate_ci(int(round((g[m]*g['n']).sum())), int(g['n'].sum()))
+            rows.append({'group': f'{short(p)} · {dec}', 'measure': m, 'rate': r, 'lo': lo, 'hi': hi})
+    pooled = pd.DataFrame(rows)
+    w = 0.8/len(groups)
+    for i, grp in enumerate(groups):
+        s = pooled[pooled['group'] == grp].set_index('measure').reindex(measures)
+        x = np.arange(len(measures)) - 0.4 + w*(i + 0.5)
+        axes[0].bar(x, s['rate'], w, color=pal[grp], label=grp)
+        axes[0].errorbar(x, s['rate'], yerr=[s['rate'] - s['lo'], s['hi'] - s['rate']], fmt='none', ecolor='0.25', capsize=2, lw=0.8)
+    axes[0].set_xticks(np.arange(len(measures)), [{'schema_valid': 'schema-valid', 'success': 'success', 'capped': 'cut at cap'}[m] for m in measures])
+    axes[0].set_ylim(0, 1.05); axes[0].set_ylabel('rate (95% Wilson CI)'); axes[0].set_title('what the constraint buys')
     d = df.assign(decoding=['constrained' if c.get('constrained') else 'free' for c in df['config']])
-    itl = pd.DataFrame([{'ITL (ms)': 1000*x, 'group': p.split(' ')[0] + ' · ' + dec} for tc, ct, p, dec in zip(d['t_chunks'], d['chunk_tokens'], d['path'], d['decoding'])
+    itl = pd.DataFrame([{'ITL (ms)': 1000*x, 'group': f'{short(p)} · {dec}'} for tc, ct, p, dec in zip(d['t_chunks'], d['chunk_tokens'], d['path'], d['decoding'])
                         for x in metrics.itl_s(tc, ct)])
     if len(itl):
-        sns.ecdfplot(data=itl, x='ITL (ms)', hue='group', ax=axes[1])
+        sns.ecdfplot(data=itl, x='ITL (ms)', hue='group', hue_order=[g for g in groups if g in set(itl['group'])], palette=pal, ax=axes[1], legend=False)
         axes[1].set_xscale('log')
-    axes[1].set_title('inter-token latency per token')
+        lo, hi = itl['ITL (ms)'].quantile([0.001, 0.999])
+        ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if lo/1.5 <= t <= hi*1.5]
+        axes[1].xaxis.set_major_locator(FixedLocator(ticks)); axes[1].xaxis.set_minor_locator(NullLocator())
+        axes[1].set_xticklabels([str(t) for t in ticks]); axes[1].set_xlim(lo/1.5, hi*1.5)
+    axes[1].set_ylabel('share of inter-token gaps'); axes[1].set_title('inter-token latency')
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='lower center', ncol=len(groups), frameon=False, bbox_to_anchor=(0.5, -0.06))
     if n == 3:
-        o = overhead.melt(id_vars=['path'], value_vars=[c for c in ('free_ms_per_token', 'constrained_ms_per_token', 'mask_ms_per_token') if c in overhead],
-                          var_name='what', value_name='ms per token')
-        o['what'] = o['what'].str.replace('_ms_per_token', '')
-        sns.barplot(data=o, x='path', y='ms per token', hue='what', ax=axes[2])
-        axes[2].set_title('paired overhead (median)'); axes[2].set_xlabel('')
-        axes[2].set_xticks(axes[2].get_xticks()); axes[2].set_xticklabels([t.get_text().split(' (')[0] for t in axes[2].get_xticklabels()])
+        o = overhead.assign(label=[short(p) for p in overhead['path']], first=[not p.startswith('embedded') for p in overhead['path']]).sort_values(['first', 'label']).reset_index(drop=True)
+        paired = 'paired_overhead_ms_per_token' in o
+        y = o['paired_overhead_ms_per_token'] if paired else o['constrained_ms_per_token'] - o['free_ms_per_token']
+        yerr = [y - o['paired_overhead_ms_per_token_lo'], o['paired_overhead_ms_per_token_hi'] - y] if paired else None
+        xs = np.arange(len(o))
+        axes[2].errorbar(xs, y, yerr=yerr, fmt='o', color='0.2', capsize=4, label='constrained − free (paired median, 95% BCa CI)' if paired else 'constrained − free (medians)')
+        if 'mask_ms_per_token' in o and o['mask_ms_per_token'].notna().any():
+            axes[2].scatter(xs, o['mask_ms_per_token'], marker='D', color='C3', zorder=3, label="the grammar mask's own time")
+        axes[2].axhline(0, color='0.5', lw=0.8)
+        top, bot = float(np.nanmax([*(y + (yerr[1] if yerr else 0)), 0.1])), float(np.nanmin([*(y - (yerr[0] if yerr else 0)), 0.0]))
+        axes[2].set_ylim(bot - 0.1*(top - bot), top + 0.45*(top - bot))   # headroom for the legend above the intervals
+        axes[2].set_xticks(xs, o['label']); axes[2].set_xlim(-0.6, len(o) - 0.4)
+        axes[2].set_ylabel('ms per token'); axes[2].set_title("the constraint's cost per token"); axes[2].legend(fontsize=7, loc='upper right')
     fig.tight_layout()
     return save_fig(fig, name, folder)
 

@@ -73,7 +73,9 @@ def mode_table(df:pd.DataFrame, by=('path', 'category'), slos:dict=DEFAULT_SLOS)
     t = aggregate(df, slos, by=(*by, 'decoding'))
     for m, p in (('itl', 'p50'), ('itl', 'p95'), ('tpot', 'p50')): t[f'{m}_ms_{p}'] = 1000*t[f'{m}_s_{p}']
     t['completion_tokens'] = t['completion_tokens_mean']
-    return t
+    capped = pd.DataFrame([{**dict(zip((*by, 'decoding'), k if isinstance(k, tuple) else (k,))), **_rate('capped', g['finish_reason'].eq('length'))}
+                           for k, g in df.groupby([*by, 'decoding'], sort=False)])
+    return t.merge(capped, on=[*by, 'decoding'], how='left')
 
 # %% ../../nbs/80_report/80_tables.ipynb #cd143d61
 def model_table(df:pd.DataFrame, labels:dict|None=None) -> pd.DataFrame:
