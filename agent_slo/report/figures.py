@@ -170,8 +170,9 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
     from agent_slo.core.stats import rate_ci
     sns.set_theme(style='whitegrid', context='paper')
     n = 3 if overhead is not None and len(overhead) else 2
-    fig, axes = plt.subplots(1, n, figsize=(4.4*n, 3.7))
-    short = lambda p: 'embedded' if p.startswith('embedded') else p.split(' (')[0].replace('OpenAI API via gateway: ', 'OpenAI via gateway: ').replace('OpenAI API', 'OpenAI')
+    fig, axes = plt.subplots(1, n, figsize=(3.6*n, 3.4))   # a page-wide figure: small enough that its text stays legible at text width
+    short = lambda p: ('embedded' if p.startswith('embedded') else
+                       'gateway → ' + p.split(': ', 1)[1].split(' (')[0].replace('vllm', 'vLLM') if ': ' in p else p.split(' (')[0])
     paths = sorted(modes['path'].unique(), key=lambda p: (not p.startswith('embedded'), p))
     groups = [f'{short(p)} · {d}' for p in paths for d in ('free', 'constrained')]
     pal = dict(zip(groups, sns.color_palette('Paired', 2*len(paths))))   # one hue per path: light free, dark constrained, the same in every panel
@@ -201,7 +202,7 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
         axes[1].xaxis.set_major_locator(FixedLocator(ticks)); axes[1].xaxis.set_minor_locator(NullLocator())
         axes[1].set_xticklabels([str(t) for t in ticks]); axes[1].set_xlim(lo/1.5, hi*1.5)
     axes[1].set_ylabel('share of inter-token gaps'); axes[1].set_title('inter-token latency')
-    fig.legend(*axes[0].get_legend_handles_labels(), loc='lower center', ncol=len(groups), frameon=False, bbox_to_anchor=(0.5, -0.06))
+    fig.legend(*axes[0].get_legend_handles_labels(), loc='lower center', ncol=len(groups), frameon=False, bbox_to_anchor=(0.5, -0.07))
     if n == 3:
         o = overhead.assign(label=[short(p) for p in overhead['path']], first=[not p.startswith('embedded') for p in overhead['path']]).sort_values(['first', 'label']).reset_index(drop=True)
         paired = 'paired_overhead_ms_per_token' in o
@@ -215,7 +216,7 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
         top, bot = float(np.nanmax([*(y + (yerr[1] if yerr else 0)), 0.1])), float(np.nanmin([*(y - (yerr[0] if yerr else 0)), 0.0]))
         axes[2].set_ylim(bot - 0.1*(top - bot), top + 0.45*(top - bot))   # headroom for the legend above the intervals
         axes[2].set_xticks(xs, o['label']); axes[2].set_xlim(-0.6, len(o) - 0.4)
-        axes[2].set_ylabel('ms per token'); axes[2].set_title("the constraint's cost per token"); axes[2].legend(fontsize=7, loc='upper right')
+        axes[2].set_ylabel('ms per token'); axes[2].set_title("the constraint's cost per token"); axes[2].legend(fontsize=6.5, loc='upper right')
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
@@ -546,8 +547,9 @@ def fig_controller(arms:pd.DataFrame, name:str='p3_controller', folder=None) -> 
     if len(acts):
         sh = acts.groupby('category')['action'].value_counts(normalize=True).rename('share').reset_index()
         sns.barplot(data=sh, x='category', y='share', hue='action', ax=axes[0], palette='colorblind')
-        axes[0].legend(frameon=False, fontsize=7, title=None)
-    axes[0].set(title='controller: actions at decision points', xlabel=None, ylabel='share of decisions', ylim=(0, 1))
+        axes[0].legend(frameon=False, fontsize=7, title=None, ncol=3, loc='upper center')
+        axes[0].set_xticks(axes[0].get_xticks(), [t.get_text().replace('_', ' ') for t in axes[0].get_xticklabels()])
+    axes[0].set(title='controller: actions at decision points', xlabel=None, ylabel='share of decisions', ylim=(0, 1.12))   # headroom: the legend sits above the bars
     g = arms[(arms['arm'] == 'greedy') & arms['conf'].map(lambda c: isinstance(c, list) and len(c) > 0)]
     pts = pd.DataFrame([{'position': min(int(10*i/len(r.conf)), 9)/10 + 0.05, 'conf': v, 'verdict': 'correct' if r.success else 'wrong'}
                         for r in g.itertuples() for i, v in enumerate(r.conf)])
