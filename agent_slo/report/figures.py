@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from ..core.config import project_path
 from ..eval import metrics
 from ..eval.reward import pareto_mask
-from .tables import config_label
+from .tables import config_label, path_label
 
 # %% auto #0
 __all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
@@ -171,17 +171,15 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
     sns.set_theme(style='whitegrid', context='paper')
     n = 3 if overhead is not None and len(overhead) else 2
     fig, axes = plt.subplots(1, n, figsize=(3.6*n, 3.4))   # a page-wide figure: small enough that its text stays legible at text width
-    short = lambda p: ('embedded' if p.startswith('embedded') else
-                       'gateway → ' + p.split(': ', 1)[1].split(' (')[0].replace('vllm', 'vLLM') if ': ' in p else p.split(' (')[0])
     paths = sorted(modes['path'].unique(), key=lambda p: (not p.startswith('embedded'), p))
-    groups = [f'{short(p)} · {d}' for p in paths for d in ('free', 'constrained')]
+    groups = [f'{path_label(p)} · {d}' for p in paths for d in ('free', 'constrained')]
     pal = dict(zip(groups, sns.color_palette('Paired', 2*len(paths))))   # one hue per path: light free, dark constrained, the same in every panel
     measures = [m for m in ('schema_valid', 'success', 'capped') if m in modes]
     rows = []
     for (p, dec), g in modes.groupby(['path', 'decoding']):
         for m in measures:
             r, lo, hi = rate_ci(int(round((g[m]*g['n']).sum())), int(g['n'].sum()))
-            rows.append({'group': f'{short(p)} · {dec}', 'measure': m, 'rate': r, 'lo': lo, 'hi': hi})
+            rows.append({'group': f'{path_label(p)} · {dec}', 'measure': m, 'rate': r, 'lo': lo, 'hi': hi})
     pooled = pd.DataFrame(rows)
     w = 0.8/len(groups)
     for i, grp in enumerate(groups):
@@ -192,7 +190,7 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
     axes[0].set_xticks(np.arange(len(measures)), [{'schema_valid': 'schema-valid', 'success': 'success', 'capped': 'cut at cap'}[m] for m in measures])
     axes[0].set_ylim(0, 1.05); axes[0].set_ylabel('rate (95% Wilson CI)'); axes[0].set_title('what the constraint buys')
     d = df.assign(decoding=['constrained' if c.get('constrained') else 'free' for c in df['config']])
-    itl = pd.DataFrame([{'ITL (ms)': 1000*x, 'group': f'{short(p)} · {dec}'} for tc, ct, p, dec in zip(d['t_chunks'], d['chunk_tokens'], d['path'], d['decoding'])
+    itl = pd.DataFrame([{'ITL (ms)': 1000*x, 'group': f'{path_label(p)} · {dec}'} for tc, ct, p, dec in zip(d['t_chunks'], d['chunk_tokens'], d['path'], d['decoding'])
                         for x in metrics.itl_s(tc, ct)])
     if len(itl):
         sns.ecdfplot(data=itl, x='ITL (ms)', hue='group', hue_order=[g for g in groups if g in set(itl['group'])], palette=pal, ax=axes[1], legend=False)
@@ -204,7 +202,7 @@ def fig_constrained(modes:pd.DataFrame, df:pd.DataFrame, overhead:pd.DataFrame|N
     axes[1].set_ylabel('share of inter-token gaps'); axes[1].set_title('inter-token latency')
     fig.legend(*axes[0].get_legend_handles_labels(), loc='lower center', ncol=len(groups), frameon=False, bbox_to_anchor=(0.5, -0.07))
     if n == 3:
-        o = overhead.assign(label=[short(p) for p in overhead['path']], first=[not p.startswith('embedded') for p in overhead['path']]).sort_values(['first', 'label']).reset_index(drop=True)
+        o = overhead.assign(label=[path_label(p) for p in overhead['path']], first=[not p.startswith('embedded') for p in overhead['path']]).sort_values(['first', 'label']).reset_index(drop=True)
         paired = 'paired_overhead_ms_per_token' in o
         y = o['paired_overhead_ms_per_token'] if paired else o['constrained_ms_per_token'] - o['free_ms_per_token']
         yerr = [y - o['paired_overhead_ms_per_token_lo'], o['paired_overhead_ms_per_token_hi'] - y] if paired else None

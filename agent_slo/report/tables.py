@@ -11,7 +11,7 @@ from ..core.stats import rate_ci, ci_cols, bootstrap_ci, bootstrap_interval, pai
 from ..eval import metrics
 
 # %% auto #0
-__all__ = ['DEFAULT_SLOS', 'P4_KEYS', 'config_label', 'summarise_records', 'aggregate', 'mode_table', 'model_table',
+__all__ = ['DEFAULT_SLOS', 'P4_KEYS', 'config_label', 'summarise_records', 'aggregate', 'path_label', 'mode_table', 'model_table',
            'paired_delta', 'win_rates', 'p4_table', 'max_rate_at_slo', 'bfcl_table', 'format_table']
 
 # %% ../../nbs/80_report/80_tables.ipynb #f0feb6c4
@@ -67,6 +67,12 @@ def aggregate(df:pd.DataFrame, slos:dict=DEFAULT_SLOS, by=('stage', 'config_hash
     return pd.DataFrame(rows)
 
 # %% ../../nbs/80_report/80_tables.ipynb #c5b10085
+def path_label(path:str) -> str:
+    "A P3 path as tables and figures print it: 'embedded (xgrammar)' -> 'embedded'; 'OpenAI API via gateway: vllm (response_format)' -> 'gateway → vLLM'."
+    if path.startswith('embedded'): return 'embedded'
+    if ': ' not in path: return path.split(' (')[0]
+    return 'gateway → ' + path.split(': ', 1)[1].split(' (')[0].replace('vllm', 'vLLM').replace('inprocess', 'in-process engine')
+
 def mode_table(df:pd.DataFrame, by=('path', 'category'), slos:dict=DEFAULT_SLOS) -> pd.DataFrame:
     "Per `by` and decoding mode: `summarise_records`, plus ITL and TPOT percentiles in ms and mean tokens."
     df = df.assign(decoding=['constrained' if c.get('constrained') else 'free' for c in df['config']])
