@@ -121,7 +121,7 @@ LOAD_RUNNER = textwrap.dedent('''
 ''')
 
 def test_open_loop_killed_while_sending_keeps_what_finished(tmp_path):
-    "Answers are written as they land, not after the last send: a run killed mid-schedule keeps them, and the resumed run completes it without duplicates."
+    "Answers are written as they land, not after the last send: a run killed mid-schedule keeps them. The resumed run is sent again whole (its remainder alone would be a lighter load), the interrupted records set aside, never counted."
     out = tmp_path/'load.jsonl'
     with Scripted(['ok']) as srv:   # answers at once: every request but the unsent ones finishes before the kill
         p = subprocess.Popen([sys.executable, '-c', LOAD_RUNNER, str(out), srv.url])
@@ -139,4 +139,10 @@ def test_open_loop_killed_while_sending_keeps_what_finished(tmp_path):
     recs = read_records(out)
     ids = Counter(r['task_id'] for r in recs)
     assert len(recs) == 6 and set(ids.values()) == {1}, ids   # each task once: nothing lost, nothing twice
-    assert {r['task_id'] for r in kept} <= set(ids)
+    assert len({r['run_id'] for r in recs}) == 1 and not {r['run_id'] for r in recs} & {r['run_id'] for r in kept}   # one whole new run
+    aside = read_records(tmp_path/'load.jsonl.interrupted')
+    assert sorted(r['task_id'] for r in aside) == sorted(r['task_id'] for r in kept)   # the interrupted part is kept beside it
+    assert len(read_records(tmp_path)) == 6   # and never read as results from the folder
+    n = srv.hits
+    run_load(eng, subset('simple_python', 6, seed=8), AgentConfig(constrained=False, max_calls=1), out, 0.5, seed=3, progress=False)
+    assert srv.hits == n and len(read_records(out)) == 6   # a recorded run is not sent again

@@ -302,15 +302,17 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
     from agent_slo.report.render import render_notebook
     from agent_slo.report.papers import record_run
     params = {'out_dir': out_dir or f'out/{name}', **(params or {})}
+    nb_path = project_path('papers', f'{name}.ipynb')
+    if unknown := sorted(set(params) - set(defaults := notebook_defaults(nb_path))):   # papermill would only warn, and run with the defaults
+        raise ConfigError(f"papers/{name}.ipynb has no parameter {', '.join(map(repr, unknown))}; its parameters are {', '.join(sorted(defaults))}")
     started = time.time()
     out = project_path(params['out_dir'])
     out.mkdir(parents=True, exist_ok=True)
     executed = out/f'{name}.ipynb'
     _log_papermill(progress)
-    nb_path = project_path('papers', f'{name}.ipynb')
     pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name='python3',
                         cwd=str(project_path()), progress_bar=progress, log_output=progress)
-    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, {**notebook_defaults(nb_path), **params}, started, preset,
+    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, {**defaults, **params}, started, preset,
                      project_path(params.get('figures_dir', 'out/figures')))   # the effective parameters: the notebook's defaults, then what was passed
     print(f"run {run['run_id']}: {len(run['files'])} aggregates, {len(run['figures'])} figures", file=sys.stderr)
     if render:
@@ -396,7 +398,8 @@ def cmd_p2(s:Settings, args) -> int:
 
 def _experiment(s:Settings, args, command:str, paper:str, tables:list[tuple]) -> int:
     "Run papers/<paper>.ipynb at the command's preset (the settings' provider unless -p names one), then show its CSV `tables` [(file, columns, title)]."
-    params = _params(args, command); params.setdefault('provider', s.provider)
+    params = _params(args, command)
+    if 'provider' in notebook_defaults(project_path('papers', f'{paper}.ipynb')): params.setdefault('provider', s.provider)   # the engine-driving notebooks take it
     run_paper(paper, params, args.out, render=not args.no_render, preset=args.preset_name)
     agg = project_path(params.get('aggregate_dir', 'out/aggregate'))
     for f, cols, title in tables: _show_csv(agg/f, cols, title)

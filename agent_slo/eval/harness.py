@@ -14,7 +14,7 @@ from tqdm import tqdm  # plain: under papermill its lines reach the log, no widg
 
 from ..core.config import config_hash
 from ..core.stats import bootstrap_ci
-from ..core.records import Record, RecordWriter, load_records, done_keys
+from ..core.records import Record, RecordWriter, load_records, done_keys, read_jsonl, JsonlWriter
 from ..engine.base import Engine, EngineError, Completion, ChatRequest
 from ..tasks.bfcl import Task
 from ..agent.toolcall import AgentConfig, request_for, outcome, normalise_calls, call_mode
@@ -22,7 +22,7 @@ from . import metrics
 
 # %% auto #0
 __all__ = ['OVERHEAD_PROMPTS', 'TEXT_SCHEMA', 'config_id', 'completion_fields', 'error_fields', 'make_record', 'run_suite',
-           'run_samples', 'arrival_times', 'run_load', 'qps_sweep', 'search_max_rate', 'find_max_rate',
+           'run_samples', 'arrival_times', 'set_aside_run', 'run_load', 'qps_sweep', 'search_max_rate', 'find_max_rate',
            'decode_overhead', 'overhead_summary']
 
 # %% ../../nbs/40_eval/42_harness.ipynb #12dbf4ad
@@ -168,15 +168,36 @@ def _run_async(coro):
     except RuntimeError: return asyncio.run(coro)
     with ThreadPoolExecutor(1) as ex: return ex.submit(asyncio.run, coro).result()
 
+def set_aside_run(out:str|Path, stage:str, h:str, rate:float) -> Path|None:
+    "Move the records of one open-loop run (`stage`, config `h`, `rate`) out of `out` into `<out>.interrupted`: kept to inspect, never read as results (it does not end in .jsonl). The rest of `out` is rewritten whole, then swapped in."
+    out = Path(out)
+    rows = read_jsonl(out) if out.exists() else []
+    mine = [r.get('stage') == stage and r.get('config_hash') == h and r.get('load_level') is not None and float(r['load_level']) == float(rate) for r in rows]
+    if not any(mine): return None
+    aside = out.with_name(out.name + '.interrupted')
+    with JsonlWriter(aside) as w:
+        for r, m in zip(rows, mine):
+            if m: w.write(r)
+    tmp = out.with_name(out.name + '.tmp'); tmp.unlink(missing_ok=True)
+    with JsonlWriter(tmp) as w:
+        for r, m in zip(rows, mine):
+            if not m: w.write(r)
+    tmp.replace(out)
+    return aside
+
 def run_load(engine:Engine, tasks:list[Task], cfg:AgentConfig, out:str|Path, rate:float,
              burstiness:float=1.0, seed:int=0, repeats:int=1, stage:str='load', run_id:str|None=None, progress:bool=True) -> Path:
-    "Open-loop load at `rate` requests/s over `tasks` (x `repeats`), skipping keys already in `out`."
+    "Open-loop load at `rate` requests/s over `tasks` (x `repeats`) into `out`: nothing to do when the run is recorded; an interrupted run is set aside and sent again whole."
     out = Path(out); run_id = run_id or uuid.uuid4().hex[:12]
     h = config_id(cfg, engine)
     done = done_keys(out)
-    items = [(t, rep) for rep in range(repeats) for t in tasks if (stage, t.id, h, rep, float(rate)) not in done]
-    if items:
-        with RecordWriter(out) as w: _run_async(_open_loop(engine, items, cfg, rate, burstiness, seed, w, run_id, h, progress, stage))
+    items = [(t, rep) for rep in range(repeats) for t in tasks]
+    left = sum((stage, t.id, h, rep, float(rate)) not in done for t, rep in items)
+    if not left: return out
+    if left < len(items) and (aside := set_aside_run(out, stage, h, rate)) is not None:
+        tqdm.write(f"{out.name}: {len(items) - left} of {len(items)} requests at {rate:g} req/s came from an interrupted run; "
+                   f"moved to {aside.name}, the run starts over")
+    with RecordWriter(out) as w: _run_async(_open_loop(engine, items, cfg, rate, burstiness, seed, w, run_id, h, progress, stage))
     return out
 
 def qps_sweep(engine:Engine, tasks:list[Task], cfg:AgentConfig, out:str|Path, rates:list[float], **kw) -> Path:

@@ -33,6 +33,7 @@ def summarise_records(df:pd.DataFrame, slos:dict=DEFAULT_SLOS, seed:int=0) -> di
     row = {'n': len(df), 'tasks': df['task_id'].nunique(), 'repeats': int(df['repeat'].max()) + 1 if len(df) else 0}
     row['engine_error_rate'] = float(df['error_source'].eq('engine').mean()) if len(df) else math.nan
     for k in ('json_valid', 'schema_valid', 'success'): row |= _rate(k, df[k].astype(bool))
+    row |= _rate('capped', df['finish_reason'].eq('length'))   # answers cut at max_tokens: a schema failure that is the budget's, not the grammar's
     parsed = df[df['calls_norm'].notna() & df['calls_norm'].ne('<unparseable>')]
     row['repair_rate'] = float(parsed['repaired'].mean()) if len(parsed) else 0.0
     lat = metrics.latency_table(df) if df['ttft_s'].notna().any() else None
@@ -79,9 +80,7 @@ def mode_table(df:pd.DataFrame, by=('path', 'category'), slos:dict=DEFAULT_SLOS)
     t = aggregate(df, slos, by=(*by, 'decoding'))
     for m, p in (('itl', 'p50'), ('itl', 'p95'), ('tpot', 'p50')): t[f'{m}_ms_{p}'] = 1000*t[f'{m}_s_{p}']
     t['completion_tokens'] = t['completion_tokens_mean']
-    capped = pd.DataFrame([{**dict(zip((*by, 'decoding'), k if isinstance(k, tuple) else (k,))), **_rate('capped', g['finish_reason'].eq('length'))}
-                           for k, g in df.groupby([*by, 'decoding'], sort=False)])
-    return t.merge(capped, on=[*by, 'decoding'], how='left')
+    return t
 
 # %% ../../nbs/80_report/80_tables.ipynb #cd143d61
 def model_table(df:pd.DataFrame, labels:dict|None=None) -> pd.DataFrame:
@@ -143,11 +142,12 @@ def p4_table(df:pd.DataFrame, slos:dict, slo_e2e_s:float, by=P4_KEYS) -> pd.Data
     rows = []
     for key, g in df.groupby(list(by), dropna=False):
         ans = g[g['error_source'].ne('engine') & g['ttft_s'].notna()]
-        n = len(g); span = float(g['t_end'].max() - g['t_submit'].min()) or math.nan
+        n = len(g); span = sum(float(r['t_end'].max() - r['t_submit'].min()) for _, r in (g.groupby('run_id') if 'run_id' in g else [(None, g)])) or math.nan   # busy time: runs apart in time do not count the gap between them
         row = {**dict(zip(by, key)), 'n': n, 'seeds': g['arrival_seed'].nunique() if 'arrival_seed' in g else 1, 'answered': len(ans)}
         for m in ('ttft_s', 'e2e_s'):
             for q in (50, 95, 99): row[f'{m}_p{q}'] = float(np.percentile(ans[m], q)) if len(ans) else math.nan
         row['throughput_rps'] = len(ans)/span
+        row['itl_ms_p50'] = 1000*float(metrics.latency_table(ans).loc['itl_s', 'p50']) if len(ans) and 't_chunks' in ans else math.nan   # the engine's pace: a drift check between runs
         row |= ci_cols('refused', rate_ci(int(g['error_type'].eq('refused').sum()), n))
         row |= ci_cols('engine_errors', rate_ci(int((g['error_source'].eq('engine') & g['error_type'].ne('refused')).sum()), n))
         row |= ci_cols('over_2x_slo', rate_ci(int((ans['e2e_s'] > 2*slo_e2e_s).sum()), n))
