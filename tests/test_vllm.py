@@ -167,7 +167,8 @@ def test_rollout_hot_loads_each_version_under_its_own_name(vllm_gateway):
             time.sleep(4)
             r = httpx.post(f'{root}/v1/rollout/promote', json={'reason': f'{v} canary clean'}, timeout=60)
             assert r.status_code == 200 and r.json()['baseline']['adapter'] == f'tuned@{v}', r.text
-        time.sleep(3)
+        deadline = time.time() + 120   # a LoRA answer on vLLM's CPU backend takes seconds: wait for the promoted version's first one
+        while time.time() < deadline and not any(a['model'] == f'{MODEL}+tuned@v2' for a in out): time.sleep(0.5)
     finally:
         stop.set()
         for t in th: t.join(60)
