@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 
 from agent_slo.agent.toolcall import AgentConfig
-from agent_slo.eval.harness import run_suite, run_load, arrival_times, config_id, find_max_rate
+from agent_slo.eval.harness import run_suite, run_load, arrival_times, config_id, find_max_rate, requests_left
 from agent_slo.core.records import read_records, load_records
 from agent_slo.tasks.bfcl import subset
 from agent_slo.core.procs import free_port
@@ -132,6 +132,10 @@ def test_open_loop_killed_while_sending_keeps_what_finished(tmp_path):
         # 6 requests at 0.5 req/s take about 12 s to send; the kill came when two had answered
         assert 2 <= len(kept) < 6, len(kept)
         assert srv.hits < 6   # killed while still sending
+        tasks = subset('simple_python', 6, seed=8)
+        assert requests_left(out, tasks, 'load', 0.5) == 6 - len(kept)                 # what the resume will find missing
+        assert requests_left(out, tasks, 'load', 0.5, config_hash='other') == 6          # another configuration's run has none of them
+        assert requests_left(out, tasks, 'load', 1.0) == 6 and requests_left(out, tasks, 'load', 0.5, repeats=2) == 12 - len(kept)
         from agent_slo.engine.client import OpenAIEngine
         from agent_slo.core.config import load_settings
         eng = OpenAIEngine(srv.url, 'k', model='m', settings=load_settings(env={'AOFW_PROVIDER': 'vllm'}))
@@ -146,3 +150,4 @@ def test_open_loop_killed_while_sending_keeps_what_finished(tmp_path):
     n = srv.hits
     run_load(eng, subset('simple_python', 6, seed=8), AgentConfig(constrained=False, max_calls=1), out, 0.5, seed=3, progress=False)
     assert srv.hits == n and len(read_records(out)) == 6   # a recorded run is not sent again
+    assert requests_left(out, subset('simple_python', 6, seed=8), 'load', 0.5) == 0

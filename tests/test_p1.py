@@ -78,3 +78,9 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
     assert (tmp_path/'p2'/'paper'/'p2.pdf').read_bytes()[:5] == b'%PDF-'
     grid = pd.read_csv(agg/'p2_weight_grid.csv')
     assert len(grid) == 6*4*3*4   # every (λ, μ, γ) of the notebook's grid, for each configuration
+    rw = json.loads((agg/'p2_reward.json').read_text())
+    pr2 = pd.read_csv(agg/'p2_paired.csv')                        # the operating point against every other configuration, paired by task
+    if rw['operating_point'] or (rw['relaxed'] or {}).get('choice'):
+        assert 1 <= len(pr2) <= 3 and pr2['tasks'].between(1, 4).all() and pr2['R_wilcoxon_p'].between(0, 1).all()   # the configurations sharing tasks with it
+        assert ((pr2['R_diff_lo'] <= pr2['R_diff']) & (pr2['R_diff'] <= pr2['R_diff_hi'])).all() and (pr2[['wins', 'ties', 'losses']].sum(axis=1) == pr2['tasks']).all()
+    else: assert pr2.empty

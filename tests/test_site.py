@@ -94,22 +94,26 @@ def test_papers_compile_as_arxiv_bundles(site, tmp_path):
         assert not [f for f in b['files'] if f.endswith('.png') and (Path(p['html']).parent/'latex'/f).with_suffix('.pdf').exists()], b['files']
 
 # per paper, a value its text certainly prints: (aggregate, key column, key, value column)
-PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained'), 'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy')}
+PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained'), 'p2': ('rl_stages.csv', 'model', 'sft-long', 'success'),
+          'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy')}
 
 def test_paper_text_follows_the_aggregates(tmp_path):
-    "Change one value of an aggregate CSV (its run recorded as before) and the rendered paper's text changes with it."
+    "Change one value of an aggregate CSV (its run recorded as before) and the rendered paper's text changes with it, for every paper whose inputs are recorded."
     import re
     import pandas as pd
     from agent_slo.report.papers import Results, missing_inputs
     res = Results()
     ready = [n for n in PROBES if not missing_inputs(n, res)]
     if not ready: pytest.skip("no paper has all its inputs recorded in data/aggregate yet")
-    name = ready[0]; csv, key, val, col = PROBES[name]
-    agg = tmp_path/'agg'; shutil.copytree(res.folder, agg)
-    before = render_papers([name], aggregate_dir=agg, out=tmp_path/'before', progress=False)[0]
-    df = pd.read_csv(agg/csv)
-    df.loc[df[key] == val if val is not None else df.index[:1], col] = 0.4321; df.to_csv(agg/csv, index=False)     # 43.2%: a value no run here produced
-    after = render_papers([name], aggregate_dir=agg, out=tmp_path/'after', progress=False)[0]
-    assert before['ok'] and after['ok'], (before, after)
     text = lambda r: re.sub(r'<[^>]+>', ' ', Path(r['html']).read_text())
-    assert '43.2%' in text(after) and '43.2%' not in text(before), f"{csv}:{col} = 0.4321 does not show in {name}"
+    for name in ready:
+        csv, key, val, col = PROBES[name]
+        agg = tmp_path/name/'agg'; shutil.copytree(res.folder, agg)
+        before = render_papers([name], aggregate_dir=agg, out=tmp_path/name/'before', progress=False)[0]
+        df = pd.read_csv(agg/csv)
+        rows = df[key] == val if val is not None else df.index[:1]
+        assert len(df.loc[rows]), f"{csv} has no row {key} = {val}"
+        df.loc[rows, col] = 0.4321; df.to_csv(agg/csv, index=False)     # 43.2%: a value no run here produced
+        after = render_papers([name], aggregate_dir=agg, out=tmp_path/name/'after', progress=False)[0]
+        assert before['ok'] and after['ok'], (before, after)
+        assert '43.2%' in text(after) and '43.2%' not in text(before), f"{csv}:{col} = 0.4321 does not show in {name}"

@@ -10,7 +10,8 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 't_ci', 'paired_table', 'paired_rate_diff',
-           'mcnemar', 'paired_diff', 'unpaired_diff', 'reliability_table', 'ece', 'auc_ci']
+           'mcnemar', 'paired_diff', 'signed_rank', 'against_null', 'unpaired_diff', 'reliability_table', 'ece',
+           'auc_ci']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -96,6 +97,24 @@ def paired_diff(x, y, statistic=np.mean, confidence:float=0.95, seed:int=0) -> t
     if x.shape != y.shape: raise ValueError(f"paired measures need equal lengths, got {x.size} and {y.size}")
     keep = ~(np.isnan(x) | np.isnan(y))
     return bootstrap_ci(x[keep] - y[keep], statistic, confidence, seed=seed)
+
+def signed_rank(x, y, confidence:float=0.95, seed:int=0) -> dict:
+    "A continuous measure paired on the same units: wins, ties and losses of x, the mean of x − y with its BCa interval, and the two-sided Wilcoxon signed-rank p-value (scipy; exact when n ≤ 50 and nothing ties, 1 when every pair ties, NaN without pairs)."
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape: raise ValueError(f"paired measures need equal lengths, got {x.size} and {y.size}")
+    keep = ~(np.isnan(x) | np.isnan(y)); d = x[keep] - y[keep]
+    est, lo, hi = bootstrap_ci(d, np.mean, confidence, seed=seed)
+    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0 if d.size else math.nan   # no pair: no test
+    return {'n': int(d.size), 'wins': int((d > 0).sum()), 'ties': int((d == 0).sum()), 'losses': int((d < 0).sum()),
+            'diff': est, 'lo': lo, 'hi': hi, 'pvalue': p}
+
+def against_null(diffs, null, alternative:str='greater') -> dict:
+    "Per-run differences of a treatment against those of no-op runs (the same comparison where nothing changed), by scipy's Mann-Whitney U test: the run, not the request, is the unit. No p-value without two null runs."
+    d, z = _finite(diffs), _finite(null)
+    p = float(stats.mannwhitneyu(d, z, alternative=alternative).pvalue) if d.size and z.size > 1 else math.nan
+    s = lambda a, f: float(f(a)) if a.size else math.nan
+    return {'runs': int(d.size), 'mean': s(d, np.mean), 'min': s(d, np.min), 'max': s(d, np.max),
+            'null_runs': int(z.size), 'null_mean': s(z, np.mean), 'null_min': s(z, np.min), 'null_max': s(z, np.max), 'pvalue': p}
 
 def unpaired_diff(x, y, statistic=np.mean, confidence:float=0.95, n_resamples:int=10_000, seed:int=0) -> tuple[float, float, float]:
     "(statistic(x) − statistic(y), low, high) of two independent samples (a canary's arms), by scipy's percentile bootstrap resampling each sample on its own."

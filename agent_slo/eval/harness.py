@@ -22,8 +22,8 @@ from . import metrics
 
 # %% auto #0
 __all__ = ['OVERHEAD_PROMPTS', 'TEXT_SCHEMA', 'config_id', 'completion_fields', 'error_fields', 'make_record', 'run_suite',
-           'run_samples', 'arrival_times', 'set_aside_run', 'run_load', 'qps_sweep', 'search_max_rate', 'find_max_rate',
-           'decode_overhead', 'overhead_summary']
+           'run_samples', 'arrival_times', 'set_aside_run', 'requests_left', 'run_load', 'qps_sweep', 'search_max_rate',
+           'find_max_rate', 'decode_overhead', 'overhead_summary']
 
 # %% ../../nbs/40_eval/42_harness.ipynb #12dbf4ad
 def config_id(cfg:AgentConfig, engine:Engine) -> str:
@@ -185,14 +185,18 @@ def set_aside_run(out:str|Path, stage:str, h:str, rate:float) -> Path|None:
     tmp.replace(out)
     return aside
 
+def requests_left(out:str|Path, tasks:list[Task], stage:str, rate:float, repeats:int=1, config_hash:str|None=None) -> int:
+    "Requests of one open-loop run (`stage`, `rate`, `tasks` x `repeats`) not yet finished in `out`; `config_hash=None` counts a record of any configuration, for a caller that reads a run without its engine."
+    done = {(s, t, rep, lvl) for s, t, h, rep, lvl in done_keys(out) if config_hash is None or h == config_hash}
+    return sum((stage, t.id, rep, float(rate)) not in done for rep in range(repeats) for t in tasks)
+
 def run_load(engine:Engine, tasks:list[Task], cfg:AgentConfig, out:str|Path, rate:float,
              burstiness:float=1.0, seed:int=0, repeats:int=1, stage:str='load', run_id:str|None=None, progress:bool=True) -> Path:
     "Open-loop load at `rate` requests/s over `tasks` (x `repeats`) into `out`: nothing to do when the run is recorded; an interrupted run is set aside and sent again whole."
     out = Path(out); run_id = run_id or uuid.uuid4().hex[:12]
     h = config_id(cfg, engine)
-    done = done_keys(out)
     items = [(t, rep) for rep in range(repeats) for t in tasks]
-    left = sum((stage, t.id, h, rep, float(rate)) not in done for t, rep in items)
+    left = requests_left(out, tasks, stage, rate, repeats, h)
     if not left: return out
     if left < len(items) and (aside := set_aside_run(out, stage, h, rate)) is not None:
         tqdm.write(f"{out.name}: {len(items) - left} of {len(items)} requests at {rate:g} req/s came from an interrupted run; "

@@ -124,14 +124,27 @@ def fig_pareto(scores:pd.DataFrame, key:str='config_hash', choice=None, name:str
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
-def fig_weight_sweep(grid:pd.DataFrame, key:str='config_hash', gamma:float|None=None, name:str='p2_weight_sweep', folder=None) -> list[Path]:
+def fig_weight_sweep(grid:pd.DataFrame, key:str='config_hash', gamma:float|None=None, name:str='p2_weight_sweep', folder=None,
+                     eligible=None,   # configurations that may win, in colour (default: those passing the gates); the rest in grey
+                    ) -> list[Path]:
     "Mean R of each configuration against λ, one panel per μ (γ fixed), from `rescore_grid`."
-    import seaborn as sns
+    import matplotlib.pyplot as plt, seaborn as sns
+    from matplotlib.lines import Line2D
     g = grid if gamma is None else grid[np.isclose(grid['gamma'], gamma)]
     if gamma is None: g = g[np.isclose(g['gamma'], g['gamma'].min())]
+    if eligible is None: eligible = g.loc[g['passes_gates'].astype(bool), key].unique() if 'passes_gates' in g else g[key].unique()
+    keep = [c for c in g[key].unique() if c in set(eligible)] or list(g[key].unique())   # none eligible: every line in colour
+    rest = g[~g[key].isin(keep)]
     sns.set_theme(style='whitegrid', context='paper')
-    fg = sns.relplot(data=g, x='lam', y='R', hue=key, col='mu', kind='line', height=2.6, aspect=1.1, col_wrap=3, facet_kws={'sharey': True})
+    colours = dict(zip(keep, sns.color_palette('colorblind' if len(keep) <= 10 else 'husl', len(keep))))
+    fg = sns.relplot(data=g[g[key].isin(keep)], x='lam', y='R', hue=key, hue_order=keep, palette=colours, col='mu', kind='line', lw=2,
+                     height=2.6, aspect=1.1, col_wrap=3, facet_kws={'sharey': True}, legend=False)
+    for mu, ax in fg.axes_dict.items():   # the configurations that cannot win, behind, in grey
+        for _, s in rest[np.isclose(rest['mu'], mu)].groupby(key): ax.plot(s['lam'], s['R'], color='0.7', lw=0.8, zorder=1)
     fg.set_axis_labels('λ (latency weight)', 'mean R'); fg.set_titles('μ = {col_name:.3g}')
+    handles = [Line2D([], [], color=colours[c], lw=2) for c in keep] + ([Line2D([], [], color='0.7', lw=0.8)] if len(rest) else [])
+    labels = list(keep) + ([f"fails a gate ({rest[key].nunique()})"] if len(rest) else [])
+    fg.figure.legend(handles, labels, loc='center left', bbox_to_anchor=(1.0, 0.5), title='configuration', frameon=False)
     fg.figure.suptitle(f"how the ranking moves with λ and μ (γ = {g['gamma'].iloc[0]:g})", y=1.03)
     return save_fig(fg.figure, name, folder)
 

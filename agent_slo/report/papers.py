@@ -186,7 +186,7 @@ PAPERS = {'p1': 'Correct and fast, measured together', 'p2': 'Shaping the reward
 # what each paper reads: the aggregates, then the figures (by name); a paper renders once every one is recorded
 PAPER_INPUTS = {'p1': (['eval_summary.csv', 'p1_paired.csv', 'p1_max_rate.json', 'bfcl_categories.csv', 'bfcl_leaderboard.csv'],
                        ['p1_latency_cdf', 'p1_disagreement', 'p1_qps']),
-                'p2': (['p2_scores.csv', 'p2_gate_ladder.csv', 'p2_winners.csv', 'p2_reward.json', 'rl_stages.csv', 'rl_win_rates.csv', 'rl_deltas.csv',
+                'p2': (['p2_scores.csv', 'p2_paired.csv', 'p2_gate_ladder.csv', 'p2_winners.csv', 'p2_reward.json', 'rl_stages.csv', 'rl_win_rates.csv', 'rl_deltas.csv',
                         'rl_reward_models.csv', 'rl_anchors.csv', 'rl_stage_times.csv', 'rl_pairs.csv', 'rl_exit_criteria.csv', 'rl_episodes.csv'],
                        ['p2_pareto', 'p2_weight_sweep', 'p2_rl_stages', 'p2_rl_curves']),
                 'p3': (['p3_modes.csv', 'p3_overhead.csv', 'p3c_arms.csv', 'p3c_paired.csv', 'p3c_efficiency.csv', 'p3c_selfplay.csv'],
