@@ -34,6 +34,7 @@ TRAIN = """train:
   max_length: 512
 """
 
+@pytest.mark.slow   # labelling, validation, training and serving end to end: about 3 min on 2 cores; the manifold notebooks run by default
 def test_manifold_label_validate_train_serve(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('AGENT_SLO_ARTIFACTS', str(tmp_path/'art')); monkeypatch.setenv('AGENT_SLO_THREADS', '2')
     monkeypatch.setenv('WANDB_MODE', 'offline'); monkeypatch.setenv('WANDB_DIR', str(tmp_path))

@@ -17,6 +17,7 @@ def rl_engine(request) -> list[str]:
     "Where the RL notebook evaluates here: the suite's vLLM gateway (runtime LoRA), else the in-process engine."
     return [f"gateway_url={request.getfixturevalue('vllm_gateway').base_url}"] if vllm_python() else ['serve_backends=inprocess']
 
+@pytest.mark.slow   # every stage trained, then the RL notebook: about 4 min on 2 cores; each stage's notebook runs by default
 def test_train_then_rl_notebook(tmp_path, rl_engine):
     env = clean_env()
     env.update(AGENT_SLO_ARTIFACTS=str(tmp_path/'artifacts'), WANDB_DIR=str(tmp_path), WANDB_MODE='offline')

@@ -56,6 +56,7 @@ def _canary(gw, baseline:dict, candidate:dict, plan:list[tuple[str, str]]) -> tu
             if a.json()['event']: return a.json()['event'], answers
         raise AssertionError(f"the canary did not end after {len(plan)} requests: {c.get('/tuner/rollout').json()}")
 
+@pytest.mark.slow   # screening tasks until six are right, then two canary batches on vLLM: about 6 min on 2 cores; rollback and the adapter canary's promotion run by default
 def test_config_canary_promotes(vllm_gateway):
     """Free decoding as the baseline, constrained decoding as the candidate, both asked the tasks the candidate is known to answer
     right (screened with POST /tuner/evaluate): the reward is up with a 95% CI after two clean batches, and it is promoted."""
