@@ -100,10 +100,9 @@ def paired_diff(x, y, statistic=np.mean, confidence:float=0.95, seed:int=0) -> t
 
 def signed_rank(x, y, confidence:float=0.95, seed:int=0) -> dict:
     "A continuous measure paired on the same units: wins, ties and losses of x, the mean of x − y with its BCa interval, and the two-sided Wilcoxon signed-rank p-value (scipy; exact when n ≤ 50 and nothing ties, 1 when every pair ties, NaN without pairs)."
+    est, lo, hi = paired_diff(x, y, np.mean, confidence, seed)   # checks the lengths, drops pairs with a NaN
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.shape != y.shape: raise ValueError(f"paired measures need equal lengths, got {x.size} and {y.size}")
     keep = ~(np.isnan(x) | np.isnan(y)); d = x[keep] - y[keep]
-    est, lo, hi = bootstrap_ci(d, np.mean, confidence, seed=seed)
     p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0 if d.size else math.nan   # no pair: no test
     return {'n': int(d.size), 'wins': int((d > 0).sum()), 'ties': int((d == 0).sum()), 'losses': int((d < 0).sum()),
             'diff': est, 'lo': lo, 'hi': hi, 'pvalue': p}

@@ -128,7 +128,7 @@ def fig_weight_sweep(grid:pd.DataFrame, key:str='config_hash', gamma:float|None=
                      eligible=None,   # configurations that may win, in colour (default: those passing the gates); the rest in grey
                     ) -> list[Path]:
     "Mean R of each configuration against λ, one panel per μ (γ fixed), from `rescore_grid`."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import seaborn as sns
     from matplotlib.lines import Line2D
     g = grid if gamma is None else grid[np.isclose(grid['gamma'], gamma)]
     if gamma is None: g = g[np.isclose(g['gamma'], g['gamma'].min())]
