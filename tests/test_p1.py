@@ -26,11 +26,11 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
                         *[a for p in params for a in ('-p', p)]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
     s = pd.read_csv(agg/'eval_summary.csv')
-    assert set(s['stage']) == {'accuracy', 'stability', 'load', 'max_rate'}   # --quick searches the capacity too
+    assert set(s['stage']) == {'accuracy', 'stability', 'idle', 'load', 'max_rate'}   # --quick searches the capacity too, after the unloaded floor
     backend = load_backend.split('=')[0]
-    assert set(s[s['stage'].isin(['load', 'max_rate'])]['backend']) == {backend} and s[s['stage'] == 'accuracy']['backend'].isna().all()
+    assert set(s[s['stage'].isin(['idle', 'load', 'max_rate'])]['backend']) == {backend} and s[s['stage'] == 'accuracy']['backend'].isna().all()
     cap = json.loads((agg/'p1_max_rate.json').read_text())
-    assert cap['slo'] == {'e2e_s': 5.0} and cap['target'] == 0.95 and cap['count_success'] is False and '2' in cap['tried']
+    assert cap['slo'] == {'e2e_s': 8.0} and cap['target'] == 0.9 and cap['count_success'] is False and '2' in cap['tried']
     assert cap['max_rate'] in (None, 2, 64) or 2 < cap['max_rate'] < 64
     assert 'Capacity.' in (out/'paper'/'p1.html').read_text()
     assert set(s['category']) == {'simple_python', 'live_simple'}
@@ -52,9 +52,12 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
     assert (out/'paper'/'latex'/'p1.tex').exists()
     recs = [json.loads(l) for l in (out/'records.jsonl').read_text().splitlines()]
     n_cap = sum(r['stage'] == 'max_rate' for r in recs)
-    assert len(recs) - n_cap == 4*2 + 2*2*2 + 4 and n_cap == 4*len(cap['tried'])   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load; capacity
+    idle = [r for r in recs if r['stage'] == 'idle']   # every load and capacity task once, one at a time, before any rate
+    load_ids = {r['task_id'] for r in recs if r['stage'] in ('load', 'max_rate')}
+    assert sorted(r['task_id'] for r in idle) == sorted(load_ids) and min(r['t_submit'] for r in recs if r['stage'] in ('load', 'max_rate')) > max(r['t_end'] for r in idle)
+    assert len(recs) - n_cap - len(idle) == 4*2 + 2*2*2 + 4 and n_cap == 4*len(cap['tried'])   # accuracy (2 modes) + stability (2 temperatures x 2 repeats) + load; capacity
     gw = [json.loads(l) for l in (tmp_path/'p1_gateway'/'records.jsonl').read_text().splitlines()]
-    assert len(gw) == 4 + n_cap and {r['backend'] for r in gw} == {backend}   # the gateway's own record of every load request
+    assert len(gw) == len(idle) + 4 + n_cap and {r['backend'] for r in gw} == {backend}   # the gateway's own record of every load request
     assert 'P1 summary' in r.stdout
     pr = pd.read_csv(agg/'p1_paired.csv')                          # constrained against free on the same tasks
     assert set(pr['category']) == {'simple_python', 'live_simple', 'all'} and (pr.loc[pr['category'] == 'all', 'n'] == 4).all()
