@@ -66,6 +66,8 @@ def test_p1_pipeline_tiny(tmp_path, load_backend):
     run = runs['runs'][runs['files']['eval_summary.csv']]
     assert run['experiment'] == 'p1' and run['preset'] == 'quick' and run['params']['limit'] == 4 and len(run['config_hash']) == 12
     assert runs['files']['p1_max_rate.json'] == run['run_id'] and set(run['figures']) >= {'p1_qps.png', 'p1_qps.pdf'}
+    from collections import Counter
+    assert run['sources'] == {run['run_id']: dict(Counter(r['stage'] for r in recs))}   # every record is this run's, stage by stage
     assert list(tmp_path.glob('wandb/offline-run-*')), "the run was logged to W&B offline"
 
     # P2 on the same records, as the papermill P2 notebook: scores every closed-loop configuration, draws the front,

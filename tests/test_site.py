@@ -93,9 +93,11 @@ def test_papers_compile_as_arxiv_bundles(site, tmp_path):
         assert b['pages'] >= 2 and f'{name}.bbl' in b['files'] and 'refs.bib' in b['files'], b
         assert not [f for f in b['files'] if f.endswith('.png') and (Path(p['html']).parent/'latex'/f).with_suffix('.pdf').exists()], b['files']
 
-# per paper, a value its text certainly prints: (aggregate, key column, key, value column)
-PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained'), 'p2': ('rl_stages.csv', 'model', 'sft-long', 'success'),
-          'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy')}
+# per paper, a value its text certainly prints: (aggregate, key column, key or None for the first row, value column, how 0.4321 prints there)
+PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained', '43.2%'), 'p2': ('rl_stages.csv', 'model', 'sft-long', 'success', '43.2%'),
+          'p3': ('p3_modes.csv', 'decoding', 'constrained', 'success', '43%'),           # the modes table prints whole percents
+          'p4': ('p4_sim_error_summary.csv', 'percentile', 'p95', 'mean', '43.2%'), 'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy', '43.2%'),
+          'p6': ('p6b_uplift.csv', 'model', None, 'top_half_uplift', '43.2%')}
 
 def test_paper_text_follows_the_aggregates(tmp_path):
     "Change one value of an aggregate CSV (its run recorded as before) and the rendered paper's text changes with it, for every paper whose inputs are recorded."
@@ -107,7 +109,7 @@ def test_paper_text_follows_the_aggregates(tmp_path):
     if not ready: pytest.skip("no paper has all its inputs recorded in data/aggregate yet")
     text = lambda r: re.sub(r'<[^>]+>', ' ', Path(r['html']).read_text())
     for name in ready:
-        csv, key, val, col = PROBES[name]
+        csv, key, val, col, shown = PROBES[name]
         agg = tmp_path/name/'agg'; shutil.copytree(res.folder, agg)
         before = render_papers([name], aggregate_dir=agg, out=tmp_path/name/'before', progress=False)[0]
         df = pd.read_csv(agg/csv)
@@ -116,4 +118,5 @@ def test_paper_text_follows_the_aggregates(tmp_path):
         df.loc[rows, col] = 0.4321; df.to_csv(agg/csv, index=False)     # 43.2%: a value no run here produced
         after = render_papers([name], aggregate_dir=agg, out=tmp_path/name/'after', progress=False)[0]
         assert before['ok'] and after['ok'], (before, after)
-        assert '43.2%' in text(after) and '43.2%' not in text(before), f"{csv}:{col} = 0.4321 does not show in {name}"
+        assert shown not in text(before), f"{name} already prints {shown}: pick another probe value"
+        assert shown in text(after), f"{csv}:{col} = 0.4321 does not show in {name} as {shown}"

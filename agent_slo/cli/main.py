@@ -313,7 +313,8 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
     pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name='python3',
                         cwd=str(project_path()), progress_bar=progress, log_output=progress)
     run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, {**defaults, **params}, started, preset,
-                     project_path(params.get('figures_dir', 'out/figures')))   # the effective parameters: the notebook's defaults, then what was passed
+                     project_path(params.get('figures_dir', 'out/figures')), records=out/'records.jsonl')   # the effective parameters: the notebook's defaults, then what was passed;
+                                                                                                          # the records: which run made each (a resumed run aggregates earlier ones)
     print(f"run {run['run_id']}: {len(run['files'])} aggregates, {len(run['figures'])} figures", file=sys.stderr)
     if render:
         paths = render_notebook(executed, out/'paper', name=name)

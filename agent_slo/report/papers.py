@@ -12,9 +12,9 @@ from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
-__all__ = ['RUNS', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs', 'record_run',
-           'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict', 'rate', 'front', 'col_widths', 'table',
-           'figure', 'missing_inputs', 'render_papers']
+__all__ = ['RUNS', 'UNRECORDED', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs',
+           'record_sources', 'note_sources', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict',
+           'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -38,27 +38,66 @@ def _changed(folder:Path|None, since:float, skip=(RUNS,)) -> list[str]:
     if folder is None or not folder.exists(): return []
     return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in skip and p.stat().st_mtime >= since - 1)
 
+UNRECORDED = 'unrecorded'
+
+def _window(run:dict) -> tuple[float, float]:
+    end = dt.datetime.fromisoformat(run['finished']).timestamp()
+    start = dt.datetime.fromisoformat(run['started']).timestamp() if run.get('started') else end - run['wall_s']
+    return start - 1, end + 1
+
+def record_sources(records:str|Path,        # the experiment's records (JSON lines)
+                   runs:list[dict],         # the recorded runs that may have made them
+                   ) -> dict:
+    "Which run made each record: {run id: {stage: n}}, a record going to the run whose window (start to finish) holds its submit time, else to 'unrecorded'."
+    wins = [(r['run_id'], *_window(r)) for r in runs]
+    out = {}
+    with open(records) as f:
+        for line in f:
+            if not line.strip(): continue
+            r = json.loads(line)
+            t = r.get('t_submit') or r.get('t_scheduled')
+            rid = next((k for k, a, b in wins if t is not None and a <= t <= b), UNRECORDED)
+            st = out.setdefault(rid, {}); st[r.get('stage') or '?'] = st.get(r.get('stage') or '?', 0) + 1
+    return out
+
+def _save(folder:Path, idx:dict):
+    live = set(idx['files'].values()) | set(idx['figures'].values())   # runs no file points to, and no live run's records name, are dropped
+    live |= {k for r in live if r in idx['runs'] for k in idx['runs'][r].get('sources', {})}
+    idx['runs'] = {k: v for k, v in idx['runs'].items() if k in live}
+    atomic_write(folder/RUNS, json.dumps(idx, indent=1, sort_keys=True))
+
+def note_sources(folder:str|Path, run_id:str, records:str|Path) -> dict:
+    "Attribute `records` to the recorded runs of the same experiment and note it as `run_id`'s `sources` in `folder`/RUNS.json (e.g. after an earlier run's entry is restored); returns the sources."
+    folder = Path(folder); idx = read_runs(folder)
+    run = idx['runs'][run_id]
+    run['sources'] = record_sources(records, [r for r in idx['runs'].values() if r['experiment'] == run['experiment']])
+    _save(folder, idx)
+    return run['sources']
+
 def record_run(folder:str|Path,            # the aggregate_dir the run wrote into
                experiment:str,             # the experiment notebook, e.g. 'p1'
                params:dict,                # the parameters it ran with (hashed into the config hash)
                started:float,              # time.time() when it started
                preset:str|None=None,       # 'quick', 'full' or None (as given)
-               figures_dir:str|Path|None=None) -> dict:
-    "Note in `folder`/RUNS.json the run that wrote the aggregates (and figures) changed since `started`; returns the run."
+               figures_dir:str|Path|None=None,
+               records:str|Path|None=None, # the records the aggregates are built from: which run made each is noted in `sources`
+               ) -> dict:
+    "Note in `folder`/RUNS.json the run that wrote the aggregates (and figures) changed since `started`, and the runs that made its records; returns the run."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
     h = config_hash(params)
     run = {'run_id': f"{experiment}-{now:%Y%m%d-%H%M%S}-{h[:6]}", 'experiment': experiment, 'preset': preset, 'config_hash': h,
-           'date': now.date().isoformat(), 'finished': now.isoformat(timespec='seconds'), 'commit': _git_commit(),
+           'date': now.date().isoformat(), 'started': dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec='seconds'),
+           'finished': now.isoformat(timespec='seconds'), 'commit': _git_commit(),
            'wall_s': round(time.time() - started, 1), 'params': json.loads(json.dumps(params, default=str)),
            'files': _changed(folder, started), 'figures': _changed(Path(figures_dir) if figures_dir else None, started)}
     idx = read_runs(folder)
+    if records is not None and Path(records).exists():
+        run['sources'] = record_sources(records, [r for r in idx['runs'].values() if r['experiment'] == experiment] + [run])
     idx['runs'][run['run_id']] = run
     idx['files'].update({f: run['run_id'] for f in run['files']})
     idx['figures'].update({f: run['run_id'] for f in run['figures']})
-    live = set(idx['files'].values()) | set(idx['figures'].values())   # runs no file points to any more are dropped
-    idx['runs'] = {k: v for k, v in idx['runs'].items() if k in live}
-    atomic_write(folder/RUNS, json.dumps(idx, indent=1, sort_keys=True))
+    _save(folder, idx)
     return run
 
 # %% ../../nbs/80_report/83_papers.ipynb #0ab51293
@@ -96,11 +135,20 @@ class Results:
         if not p.exists(): raise ResultMissing(f"figure {p} does not exist: `{writer_of(name)}` draws it")
         self.run(p.name)
         return p
-    def source(self, *names:str) -> str:
-        "The caption's provenance: run id, preset, config hash and date of each run behind `names`."
-        runs = {r['run_id']: r for r in map(self.run, names)}
-        return ' '.join(f"Run `{r['run_id']}`" + (f" ({r['preset']} preset)" if r.get('preset') else '') + f", config `{r['config_hash']}`, {r['date']}."
-                        for r in runs.values())
+    def source(self, *names:str, stages:tuple|list|None=None) -> str:
+        "The caption's provenance: run id, preset, config hash and date of each run behind `names`; with `stages`, only the runs whose records of those stages the caption's numbers come from."
+        def cite(r, what=''):
+            return f"run `{r['run_id']}` (" + '; '.join(x for x in (what, f"{r['preset']} preset" if r.get('preset') else '') if x) + f"), config `{r['config_hash']}`, {r['date']}"
+        out = []
+        for r in {r['run_id']: r for r in map(self.run, names)}.values():
+            src = {k: sorted(s for s in v if stages is None or s in stages) for k, v in (r.get('sources') or {}).items()}
+            src = {k: v for k, v in src.items() if v}
+            if not src or list(src) == [r['run_id']]:
+                out.append(f"Run `{r['run_id']}`" + (f" ({r['preset']} preset)" if r.get('preset') else '') + f", config `{r['config_hash']}`, {r['date']}.")
+                continue
+            made = [cite(self.index['runs'][k], ', '.join(v)) if k in self.index['runs'] else f"an earlier run that {RUNS} does not record ({', '.join(v)}; stopped before its end, or run before provenance was kept)" for k, v in src.items()]
+            out.append("Records of " + ' and '.join(made) + (f"; aggregated by run `{r['run_id']}`." if r['run_id'] not in src else '.'))
+        return ' '.join(out)
 
 # %% ../../nbs/80_report/83_papers.ipynb #ace5bcd3
 NBSP = '\u00a0'   # inside an interval: a table cell may wrap before the interval, never inside it
