@@ -300,7 +300,7 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
     "Execute papers/<name>.ipynb with `params` via papermill into `out_dir`, note the run beside its aggregates (RUNS.json), and render its draft there. Returns the executed notebook."
     import papermill as pm
     from agent_slo.report.render import render_notebook
-    from agent_slo.report.papers import record_run
+    from agent_slo.report.papers import note_start, record_run
     params = {'out_dir': out_dir or f'out/{name}', **(params or {})}
     nb_path = project_path('papers', f'{name}.ipynb')
     if unknown := sorted(set(params) - set(defaults := notebook_defaults(nb_path))):   # papermill would only warn, and run with the defaults
@@ -309,12 +309,13 @@ def run_paper(name:str, params:dict|None=None, out_dir:str|None=None, render:boo
     out = project_path(params['out_dir'])
     out.mkdir(parents=True, exist_ok=True)
     executed = out/f'{name}.ipynb'
+    agg, effective = project_path(params.get('aggregate_dir', 'out/aggregate')), {**defaults, **params}   # the notebook's defaults, then what was passed
+    note = note_start(agg, name, effective, started, preset)   # a run stopped before its end stays named: its records are credited to it
     _log_papermill(progress)
     pm.execute_notebook(str(nb_path), str(executed), parameters=params, kernel_name='python3',
                         cwd=str(project_path()), progress_bar=progress, log_output=progress)
-    run = record_run(project_path(params.get('aggregate_dir', 'out/aggregate')), name, {**defaults, **params}, started, preset,
-                     project_path(params.get('figures_dir', 'out/figures')), records=out/'records.jsonl')   # the effective parameters: the notebook's defaults, then what was passed;
-                                                                                                          # the records: which run made each (a resumed run aggregates earlier ones)
+    run = record_run(agg, name, effective, started, preset, project_path(params.get('figures_dir', 'out/figures')),
+                     records=out/'records.jsonl', started_note=note)   # which run made each record: a resumed run aggregates earlier ones
     print(f"run {run['run_id']}: {len(run['files'])} aggregates, {len(run['figures'])} figures", file=sys.stderr)
     if render:
         paths = render_notebook(executed, out/'paper', name=name)

@@ -13,8 +13,8 @@ from ..core.config import ConfigError, config_hash, project_path
 
 # %% auto #0
 __all__ = ['RUNS', 'UNRECORDED', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs',
-           'record_sources', 'note_sources', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict',
-           'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
+           'record_sources', 'note_start', 'note_sources', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp',
+           'pval', 'verdict', 'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -40,16 +40,22 @@ def _changed(folder:Path|None, since:float, skip=(RUNS,)) -> list[str]:
 
 UNRECORDED = 'unrecorded'
 
-def _window(run:dict) -> tuple[float, float]:
-    end = dt.datetime.fromisoformat(run['finished']).timestamp()
-    start = dt.datetime.fromisoformat(run['started']).timestamp() if run.get('started') else end - run['wall_s']
-    return start - 1, end + 1
+def _start(run:dict) -> float:
+    if run.get('started'): return dt.datetime.fromisoformat(run['started']).timestamp()
+    return dt.datetime.fromisoformat(run['finished']).timestamp() - run['wall_s']
+
+def _window(run:dict, runs:list[dict]) -> tuple[float, float]:
+    "A run's time window: its start to its finish; a run that did not finish holds until the next run of its experiment started."
+    start = _start(run)
+    if run.get('finished'): end = dt.datetime.fromisoformat(run['finished']).timestamp()
+    else: end = min([_start(r) for r in runs if r['experiment'] == run['experiment'] and _start(r) > start], default=math.inf)
+    return start - 1, end + (1 if run.get('finished') else 0)
 
 def record_sources(records:str|Path,        # the experiment's records (JSON lines)
                    runs:list[dict],         # the recorded runs that may have made them
                    ) -> dict:
     "Which run made each record: {run id: {stage: n}}, a record going to the run whose window (start to finish) holds its submit time, else to 'unrecorded'."
-    wins = [(r['run_id'], *_window(r)) for r in runs]
+    wins = [(r['run_id'], *_window(r, runs)) for r in runs]
     out = {}
     with open(records) as f:
         for line in f:
@@ -63,8 +69,22 @@ def record_sources(records:str|Path,        # the experiment's records (JSON lin
 def _save(folder:Path, idx:dict):
     live = set(idx['files'].values()) | set(idx['figures'].values())   # runs no file points to, and no live run's records name, are dropped
     live |= {k for r in live if r in idx['runs'] for k in idx['runs'][r].get('sources', {})}
+    runs = list(idx['runs'].values())
+    live |= {r['run_id'] for r in runs if not r.get('finished')               # a run not finished stays until a later run of its experiment has finished
+             and not any(x['experiment'] == r['experiment'] and x.get('finished') and _start(x) > _start(r) for x in runs)}
     idx['runs'] = {k: v for k, v in idx['runs'].items() if k in live}
     atomic_write(folder/RUNS, json.dumps(idx, indent=1, sort_keys=True))
+
+def note_start(folder:str|Path, experiment:str, params:dict, started:float, preset:str|None=None) -> str:
+    "Note in `folder`/RUNS.json that a run of `experiment` started, with no finish yet (`record_run` replaces the note); returns the note's run id."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    h, t = config_hash(params), dt.datetime.fromtimestamp(started, dt.timezone.utc)
+    rid = f"{experiment}-{t:%Y%m%d-%H%M%S}-{h[:6]}-started"
+    idx = read_runs(folder)
+    idx['runs'][rid] = {'run_id': rid, 'experiment': experiment, 'preset': preset, 'config_hash': h, 'date': t.date().isoformat(),
+                        'started': t.isoformat(timespec='milliseconds'), 'finished': None, 'commit': _git_commit(), 'params': json.loads(json.dumps(params, default=str))}
+    _save(folder, idx)
+    return rid
 
 def note_sources(folder:str|Path, run_id:str, records:str|Path) -> dict:
     "Attribute `records` to the recorded runs of the same experiment and note it as `run_id`'s `sources` in `folder`/RUNS.json (e.g. after an earlier run's entry is restored); returns the sources."
@@ -81,17 +101,19 @@ def record_run(folder:str|Path,            # the aggregate_dir the run wrote int
                preset:str|None=None,       # 'quick', 'full' or None (as given)
                figures_dir:str|Path|None=None,
                records:str|Path|None=None, # the records the aggregates are built from: which run made each is noted in `sources`
+               started_note:str|None=None, # the id `note_start` gave this run: its note is replaced
                ) -> dict:
     "Note in `folder`/RUNS.json the run that wrote the aggregates (and figures) changed since `started`, and the runs that made its records; returns the run."
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc)
     h = config_hash(params)
     run = {'run_id': f"{experiment}-{now:%Y%m%d-%H%M%S}-{h[:6]}", 'experiment': experiment, 'preset': preset, 'config_hash': h,
-           'date': now.date().isoformat(), 'started': dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec='seconds'),
+           'date': now.date().isoformat(), 'started': dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec='milliseconds'),
            'finished': now.isoformat(timespec='seconds'), 'commit': _git_commit(),
            'wall_s': round(time.time() - started, 1), 'params': json.loads(json.dumps(params, default=str)),
            'files': _changed(folder, started), 'figures': _changed(Path(figures_dir) if figures_dir else None, started)}
     idx = read_runs(folder)
+    idx['runs'].pop(started_note, None)
     if records is not None and Path(records).exists():
         run['sources'] = record_sources(records, [r for r in idx['runs'].values() if r['experiment'] == experiment] + [run])
     idx['runs'][run['run_id']] = run
@@ -138,7 +160,8 @@ class Results:
     def source(self, *names:str, stages:tuple|list|None=None) -> str:
         "The caption's provenance: run id, preset, config hash and date of each run behind `names`; with `stages`, only the runs whose records of those stages the caption's numbers come from."
         def cite(r, what=''):
-            return f"run `{r['run_id']}` (" + '; '.join(x for x in (what, f"{r['preset']} preset" if r.get('preset') else '') if x) + f"), config `{r['config_hash']}`, {r['date']}"
+            return (f"run `{r['run_id']}` (" + '; '.join(x for x in (what, f"{r['preset']} preset" if r.get('preset') else '', '' if r.get('finished') else 'stopped before its end') if x)
+                    + f"), config `{r['config_hash']}`, {r['date']}")
         out = []
         for r in {r['run_id']: r for r in map(self.run, names)}.values():
             src = {k: sorted(s for s in v if stages is None or s in stages) for k, v in (r.get('sources') or {}).items()}
