@@ -10,11 +10,12 @@ import pandas as pd
 from IPython.display import Markdown
 from ..core.artifacts import atomic_write
 from ..core.config import ConfigError, config_hash, project_path
+from ..core.records import read_jsonl
 
 # %% auto #0
 __all__ = ['RUNS', 'UNRECORDED', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs',
-           'record_sources', 'note_start', 'note_sources', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp',
-           'pval', 'verdict', 'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
+           'record_sources', 'note_start', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict',
+           'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -57,13 +58,10 @@ def record_sources(records:str|Path,        # the experiment's records (JSON lin
     "Which run made each record: {run id: {stage: n}}, a record going to the run whose window (start to finish) holds its submit time, else to 'unrecorded'."
     wins = [(r['run_id'], *_window(r, runs)) for r in runs]
     out = {}
-    with open(records) as f:
-        for line in f:
-            if not line.strip(): continue
-            r = json.loads(line)
-            t = r.get('t_submit') or r.get('t_scheduled')
-            rid = next((k for k, a, b in wins if t is not None and a <= t <= b), UNRECORDED)
-            st = out.setdefault(rid, {}); st[r.get('stage') or '?'] = st.get(r.get('stage') or '?', 0) + 1
+    for r in read_jsonl(records):   # a torn last line, as a killed run leaves, is skipped
+        t = r.get('t_submit') or r.get('t_scheduled')
+        st = out.setdefault(next((k for k, a, b in wins if t is not None and a <= t <= b), UNRECORDED), {})
+        st[r.get('stage') or '?'] = st.get(r.get('stage') or '?', 0) + 1
     return out
 
 def _save(folder:Path, idx:dict):
@@ -85,14 +83,6 @@ def note_start(folder:str|Path, experiment:str, params:dict, started:float, pres
                         'started': t.isoformat(timespec='milliseconds'), 'finished': None, 'commit': _git_commit(), 'params': json.loads(json.dumps(params, default=str))}
     _save(folder, idx)
     return rid
-
-def note_sources(folder:str|Path, run_id:str, records:str|Path) -> dict:
-    "Attribute `records` to the recorded runs of the same experiment and note it as `run_id`'s `sources` in `folder`/RUNS.json (e.g. after an earlier run's entry is restored); returns the sources."
-    folder = Path(folder); idx = read_runs(folder)
-    run = idx['runs'][run_id]
-    run['sources'] = record_sources(records, [r for r in idx['runs'].values() if r['experiment'] == run['experiment']])
-    _save(folder, idx)
-    return run['sources']
 
 def record_run(folder:str|Path,            # the aggregate_dir the run wrote into
                experiment:str,             # the experiment notebook, e.g. 'p1'
@@ -160,15 +150,14 @@ class Results:
     def source(self, *names:str, stages:tuple|list|None=None) -> str:
         "The caption's provenance: run id, preset, config hash and date of each run behind `names`; with `stages`, only the runs whose records of those stages the caption's numbers come from."
         def cite(r, what=''):
-            return (f"run `{r['run_id']}` (" + '; '.join(x for x in (what, f"{r['preset']} preset" if r.get('preset') else '', '' if r.get('finished') else 'stopped before its end') if x)
-                    + f"), config `{r['config_hash']}`, {r['date']}")
+            notes = '; '.join(x for x in (what, f"{r['preset']} preset" if r.get('preset') else '', '' if r.get('finished') else 'stopped before its end') if x)
+            return f"run `{r['run_id']}`" + (f" ({notes})" if notes else '') + f", config `{r['config_hash']}`, {r['date']}"
         out = []
         for r in {r['run_id']: r for r in map(self.run, names)}.values():
             src = {k: sorted(s for s in v if stages is None or s in stages) for k, v in (r.get('sources') or {}).items()}
             src = {k: v for k, v in src.items() if v}
             if not src or list(src) == [r['run_id']]:
-                out.append(f"Run `{r['run_id']}`" + (f" ({r['preset']} preset)" if r.get('preset') else '') + f", config `{r['config_hash']}`, {r['date']}.")
-                continue
+                out.append('R' + cite(r)[1:] + '.'); continue
             made = [cite(self.index['runs'][k], ', '.join(v)) if k in self.index['runs'] else f"an earlier run that {RUNS} does not record ({', '.join(v)}; stopped before its end, or run before provenance was kept)" for k, v in src.items()]
             out.append("Records of " + ' and '.join(made) + (f"; aggregated by run `{r['run_id']}`." if r['run_id'] not in src else '.'))
         return ' '.join(out)
