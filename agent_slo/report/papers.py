@@ -4,7 +4,7 @@
 
 # %% ../../nbs/80_report/83_papers.ipynb #71ea315c
 from __future__ import annotations
-import datetime as dt, json, math, subprocess, time
+import datetime as dt, json, math, os, subprocess, time
 from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown
@@ -13,9 +13,9 @@ from ..core.config import ConfigError, config_hash, project_path
 from ..core.records import read_jsonl
 
 # %% auto #0
-__all__ = ['RUNS', 'UNRECORDED', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'read_runs',
-           'record_sources', 'note_start', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval', 'verdict',
-           'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
+__all__ = ['RUNS', 'UNRECORDED', 'WRITERS', 'NBSP', 'TABLE_CHARS', 'PAPERS', 'PAPER_INPUTS', 'ResultMissing', 'host_info',
+           'read_runs', 'record_sources', 'note_start', 'record_run', 'writer_of', 'Results', 'pct', 'ci', 'pp', 'pval',
+           'verdict', 'rate', 'front', 'col_widths', 'table', 'figure', 'missing_inputs', 'render_papers']
 
 # %% ../../nbs/80_report/83_papers.ipynb #7a3bfb27
 RUNS = 'RUNS.json'
@@ -26,6 +26,16 @@ class ResultMissing(ConfigError):
 def _git_commit() -> str|None:
     try: return subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], capture_output=True, text=True, cwd=project_path(), timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError): return None
+
+def host_info() -> dict:
+    "The machine a run ran on: CPU model, the cores the process may use, and whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."
+    import platform
+    try: info = Path('/proc/cpuinfo').read_text()
+    except OSError: info = ''
+    model = next((l.split(':', 1)[1].strip() for l in info.splitlines() if l.startswith('model name')), platform.processor() or platform.machine())
+    flags = set(next((l.split(':', 1)[1].split() for l in info.splitlines() if l.startswith('flags')), []))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return {'cpu': model, 'cores': cores, 'bf16': bool(flags & {'avx512_bf16', 'amx_bf16'}) if flags else None}
 
 def read_runs(folder:str|Path) -> dict:
     "The folder's RUNS.json: {'runs': {run_id: run}, 'files': {name: run_id}, 'figures': {name: run_id}}."
@@ -80,7 +90,7 @@ def note_start(folder:str|Path, experiment:str, params:dict, started:float, pres
     rid = f"{experiment}-{t:%Y%m%d-%H%M%S}-{h[:6]}-started"
     idx = read_runs(folder)
     idx['runs'][rid] = {'run_id': rid, 'experiment': experiment, 'preset': preset, 'config_hash': h, 'date': t.date().isoformat(),
-                        'started': t.isoformat(timespec='milliseconds'), 'finished': None, 'commit': _git_commit(), 'params': json.loads(json.dumps(params, default=str))}
+                        'started': t.isoformat(timespec='milliseconds'), 'finished': None, 'commit': _git_commit(), 'host': host_info(), 'params': json.loads(json.dumps(params, default=str))}
     _save(folder, idx)
     return rid
 
@@ -99,7 +109,7 @@ def record_run(folder:str|Path,            # the aggregate_dir the run wrote int
     h = config_hash(params)
     run = {'run_id': f"{experiment}-{now:%Y%m%d-%H%M%S}-{h[:6]}", 'experiment': experiment, 'preset': preset, 'config_hash': h,
            'date': now.date().isoformat(), 'started': dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec='milliseconds'),
-           'finished': now.isoformat(timespec='seconds'), 'commit': _git_commit(),
+           'finished': now.isoformat(timespec='seconds'), 'commit': _git_commit(), 'host': host_info(),
            'wall_s': round(time.time() - started, 1), 'params': json.loads(json.dumps(params, default=str)),
            'files': _changed(folder, started), 'figures': _changed(Path(figures_dir) if figures_dir else None, started)}
     idx = read_runs(folder)
