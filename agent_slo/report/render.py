@@ -10,7 +10,8 @@ import yaml
 from ..core.config import project_path
 
 # %% auto #0
-__all__ = ['PANDOC_IN', 'PAGE_CSS', 'TYPST_CELLS', 'front_matter', 'media_refs', 'cited_keys', 'bib_keys', 'render_notebook']
+__all__ = ['PANDOC_IN', 'PAGE_CSS', 'TYPST_CELLS', 'UNWRAP_MARKDOWN_CELLS', 'front_matter', 'media_refs', 'cited_keys',
+           'bib_keys', 'typst_source', 'render_notebook']
 
 # %% ../../nbs/80_report/82_render.ipynb #4d7e323c
 PANDOC_IN = 'ipynb+citations+fenced_divs+bracketed_spans+table_captions+pipe_tables+implicit_figures+link_attributes+tex_math_dollars-autolink_bare_uris'
@@ -136,17 +137,26 @@ def _latex(src:Path, dst:Path, root:Path, meta_file:Path, bib:Path|None, refs:li
 # table cells ragged-right and unhyphenated, as LaTeX's p-columns are: a justified narrow cell spreads its words apart
 TYPST_CELLS = '#show table.cell: set par(justify: false)\n#show table.cell: set text(hyphenate: false)'
 
+# pandoc puts each notebook cell in a div, which typst sets as a block. typst keeps a heading on the page of what follows it
+# only when the heading stands in the flow itself, so a heading inside its cell's block could end a page alone: markdown cells are unwrapped
+UNWRAP_MARKDOWN_CELLS = "function Div(el)\n  if el.classes:includes('cell') and el.classes:includes('markdown') then return el.content end\nend\n"
+
+def typst_source(src:Path, typ:Path, meta_file:Path, cite:list=()):
+    "The typst source of a notebook, written to `typ` (its figures are extracted beside it)."
+    import pypandoc
+    lua = typ.parent/'unwrap-markdown-cells.lua'; lua.write_text(UNWRAP_MARKDOWN_CELLS)
+    pypandoc.convert_file(str(src.resolve()), 'typst', format=PANDOC_IN, outputfile=str(typ), cworkdir=str(typ.parent),
+                          extra_args=['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=9pt',
+                                      '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite,
+                                      '-V', f'header-includes={TYPST_CELLS}', f'--lua-filter={lua}'])
+    return typ
+
 def _pdf(src:Path, dst:Path, root:Path, meta_file:Path, cite:list, name:str, refs:list[str]):
     "The PDF through typst, its figures copied beside the .typ."
-    import pypandoc, typst
+    import typst
     with tempfile.TemporaryDirectory() as d:
         _copy_media(refs, root, Path(d))
-        typ = Path(d)/f'{name}.typ'
-        pypandoc.convert_file(str(src.resolve()), 'typst', format=PANDOC_IN, outputfile=str(typ), cworkdir=d,
-                              extra_args=['-s', '--extract-media=media', f'--metadata-file={meta_file.resolve()}', '-V', 'fontsize=9pt',
-                                          '-V', 'margin.x=1.8cm', '-V', 'margin.y=2cm', '-V', 'papersize=a4', *cite,
-                                          '-V', f'header-includes={TYPST_CELLS}'])
-        typst.compile(str(typ), output=str(dst), root=d)
+        typst.compile(str(typst_source(src, Path(d)/f'{name}.typ', meta_file, cite)), output=str(dst), root=d)
 
 def render_notebook(nb:str|Path, out_dir:str|Path, name:str|None=None, remove_code:bool=True, use_quarto:bool|None=None,
                     bibliography:str|Path|None=None,   # a .bib file: citations resolve in every output
