@@ -23,6 +23,8 @@ def test_p6b_tiny(tmp_path):
     assert (base['violations'] == 0).all()                   # the baselines only make feasible offers
     vb = json.loads((agg/'p6b_versus_best.json').read_text())
     assert vb['best_baseline'] in {'propensity 10%', 'thompson', 'uplift tree'} and len(vb['exit']) == 4
+    upl = pd.read_csv(agg/'p6b_uplift.csv')               # observed uplifts carry their intervals (Newcombe)
+    for h in ('top', 'bottom'): assert ((upl[f'{h}_half_uplift_lo'] < upl[f'{h}_half_uplift']) & (upl[f'{h}_half_uplift'] < upl[f'{h}_half_uplift_hi'])).all(), upl
     curves = pd.read_csv(agg/'p6b_curves.csv')
     assert set(curves['seed']) == {0, 1} and (curves['lambda'] >= 0).all()
     for name in ('p6b_risk_models', 'p6b_learning_curves', 'p6b_policies'):

@@ -97,7 +97,7 @@ def test_papers_compile_as_arxiv_bundles(site, tmp_path):
 PROBES = {'p1': ('p1_paired.csv', 'category', 'all', 'success_constrained', '43.2%'), 'p2': ('rl_stages.csv', 'model', 'sft-long', 'success', '43.2%'),
           'p3': ('p3_modes.csv', 'decoding', 'constrained', 'success', '43%'),           # the modes table prints whole percents
           'p4': ('p4_sim_error_summary.csv', 'percentile', 'p95', 'mean', '43.2%'), 'p5': ('p5_greedy.csv', 'tasks', None, 'accuracy', '43.2%'),
-          'p6': ('p6b_uplift.csv', 'model', None, 'top_half_uplift', '43.2%')}
+          'p6': ('p6b_uplift.csv', 'model', None, 'top_half_uplift', '+43.2')}   # an uplift prints in points: +43.2 pp
 
 def test_paper_text_follows_the_aggregates(tmp_path):
     "Change one value of an aggregate CSV (its run recorded as before) and the rendered paper's text changes with it, for every paper whose inputs are recorded."

@@ -9,9 +9,9 @@ import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['rate_ci', 'rate_with_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 't_ci', 'paired_table', 'paired_rate_diff',
-           'mcnemar', 'paired_diff', 'signed_rank', 'against_null', 'unpaired_diff', 'reliability_table', 'ece',
-           'auc_ci']
+__all__ = ['rate_ci', 'rate_with_ci', 'rate_diff_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 't_ci', 'paired_table',
+           'paired_rate_diff', 'mcnemar', 'paired_diff', 'signed_rank', 'against_null', 'unpaired_diff',
+           'reliability_table', 'ece', 'auc_ci']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -31,6 +31,13 @@ def rate_with_ci(flags, confidence:float=0.95, method:str='wilson') -> dict:
     a = _finite([float(f) for f in flags])
     est, lo, hi = rate_ci(int(a.sum()), a.size, confidence, method)
     return {'rate': est, 'ci_low': lo, 'ci_high': hi, 'n': int(a.size)}
+
+def rate_diff_ci(k1:int, n1:int, k0:int, n0:int, confidence:float=0.95) -> tuple[float, float, float]:
+    "(k1/n1 − k0/n0, low, high) of two independent rates: Newcombe's hybrid score interval, built from the two Wilson intervals; NaNs if an n is 0."
+    p1, l1, u1 = rate_ci(k1, n1, confidence); p0, l0, u0 = rate_ci(k0, n0, confidence)
+    if math.isnan(p1) or math.isnan(p0): return (math.nan, math.nan, math.nan)
+    d = p1 - p0
+    return (d, d - math.sqrt((p1 - l1)**2 + (u0 - p0)**2), d + math.sqrt((u1 - p1)**2 + (p0 - l0)**2))
 
 def ci_cols(name:str, est_lo_hi) -> dict:
     "`{name: est, name_lo: low, name_hi: high}`: the one way intervals become table columns."

@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 
 from ..core.artifacts import ArtifactError, Catalog, artifacts_root, atomic_write
 from ..core.config import ConfigModel, project_path
-from ..core.stats import auc_ci, bootstrap_interval, ece, rate_ci
+from ..core.stats import auc_ci, bootstrap_interval, ece, rate_ci, rate_diff_ci
 from .models import CalibratedRisk, FeatureSpec, load_risk, save_risk
 from ..tasks.tabular import check_split, ensure_catalogued, load_tabular, split_tabular
 
@@ -97,7 +97,7 @@ class TLearner:
 
 # %% ../../nbs/68_risk/68b_uplift.ipynb #014f3d81
 def uplift_deciles(y, uplift, treatment, q:int=10) -> pd.DataFrame:
-    "Per quantile bin of predicted uplift (highest first): n per arm, response rates with Wilson intervals, observed and predicted uplift."
+    "Per quantile bin of predicted uplift (highest first): n per arm, response rates with Wilson intervals, observed uplift with Newcombe's interval, predicted uplift."
     y, u, t = _check(y, uplift, treatment)
     perm = np.random.default_rng(0).permutation(len(u))       # ties split at random, not by row order (the trial's file is sorted by arm)
     r = np.empty(len(u)); r[perm] = pd.Series(-u[perm]).rank(method='first').to_numpy()
@@ -107,16 +107,18 @@ def uplift_deciles(y, uplift, treatment, q:int=10) -> pd.DataFrame:
         m = (bins == b).to_numpy()
         k1, n1, k0, n0 = int(y[m & (t == 1)].sum()), int((m & (t == 1)).sum()), int(y[m & (t == 0)].sum()), int((m & (t == 0)).sum())
         r1, r0 = rate_ci(k1, n1), rate_ci(k0, n0)
+        _, ulo, uhi = rate_diff_ci(k1, n1, k0, n0)   # the arms are independent samples of the bin
         rows.append({'decile': b + 1, 'n_treated': n1, 'n_control': n0, 'treated': r1[0], 'treated_lo': r1[1], 'treated_hi': r1[2],
-                     'control': r0[0], 'control_lo': r0[1], 'control_hi': r0[2], 'observed_uplift': r1[0] - r0[0], 'predicted_uplift': float(u[m].mean())})
+                     'control': r0[0], 'control_lo': r0[1], 'control_hi': r0[2], 'observed_uplift': r1[0] - r0[0], 'observed_uplift_lo': ulo, 'observed_uplift_hi': uhi, 'predicted_uplift': float(u[m].mean())})
     return pd.DataFrame(rows)
 
 def uplift_report(y, uplift, treatment, n_resamples:int=1000, seed:int=0) -> dict:
     "Qini coefficient with its bootstrap interval, and the decile table, on held-out randomised rows."
     y, u, t = _check(y, uplift, treatment)
     lo, hi = bootstrap_interval((y, u, t), qini_coefficient, n_resamples=n_resamples, seed=seed, vectorized=False)
-    top, bottom = uplift_deciles(y, u, t, 2).observed_uplift
-    return {'n': len(y), 'qini': qini_coefficient(y, u, t), 'qini_lo': lo, 'qini_hi': hi, 'top_half_uplift': top, 'bottom_half_uplift': bottom,
+    top, bottom = uplift_deciles(y, u, t, 2).to_dict('records')
+    return {'n': len(y), 'qini': qini_coefficient(y, u, t), 'qini_lo': lo, 'qini_hi': hi,
+            **{f'{half}_half_uplift{s}': r[f'observed_uplift{s}'] for half, r in (('top', top), ('bottom', bottom)) for s in ('', '_lo', '_hi')},
             'deciles': uplift_deciles(y, u, t)}
 
 # %% ../../nbs/68_risk/68b_uplift.ipynb #95929015
