@@ -642,8 +642,7 @@ def cmd_risk(s:Settings, args) -> int:
         for k in ('t-learner', 'uplift tree'):
             r = out[k]
             print(f"  {k}: Qini {r['qini']:.3f} [{r['qini_lo']:.3f}, {r['qini_hi']:.3f}]{'' if r['qini_lo'] > 0 else ' (not significant)'}; "
-                  f"observed uplift top half {r['top_half_uplift']:+.3f} [{r['top_half_uplift_lo']:+.3f}, {r['top_half_uplift_hi']:+.3f}], "
-                  f"bottom half {r['bottom_half_uplift']:+.3f} [{r['bottom_half_uplift_lo']:+.3f}, {r['bottom_half_uplift_hi']:+.3f}]")
+                  "observed uplift " + ', '.join(f"{h} half {r[f'{h}_half_uplift']:+.3f} [{r[f'{h}_half_uplift_lo']:+.3f}, {r[f'{h}_half_uplift_hi']:+.3f}]" for h in ('top', 'bottom')))
         for arm, a in out['arms'].items(): print(f"  arm {arm}: n={a['n']}, ECE {a['ece']:.3f}, AUC {a['auc']:.3f}")
         for k, v in out['exit'].items(): print(f"  exit {k}: {v['value']:.3f} {'met' if v['met'] else 'NOT met'}")
         print(f"  {out['wall_s']:.0f} s; saved to {uplift_dir(model.meta['config']['name'])}")
