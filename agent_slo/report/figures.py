@@ -13,11 +13,12 @@ from ..eval.reward import pareto_mask
 from .tables import config_label, path_label
 
 # %% auto #0
-__all__ = ['save_fig', 'fig_latency_cdf', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep', 'fig_self_consistency',
-           'fig_constrained', 'fig_rl_stages', 'fig_rl_curves', 'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs',
-           'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold', 'fig_retrieval', 'fig_tuner_rewards',
-           'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary', 'fig_controller_training', 'fig_controller',
-           'fig_risk_models', 'fig_breach', 'fig_decision_curves', 'fig_decision_policies']
+__all__ = ['save_fig', 'fig_latency_cdf', 'qps_figure', 'fig_qps', 'fig_disagreement', 'fig_pareto', 'fig_weight_sweep',
+           'fig_self_consistency', 'fig_constrained', 'fig_rl_stages', 'rl_curves_figure', 'fig_rl_curves',
+           'fig_p4_tail', 'fig_p4_goodput', 'fig_p4_knobs', 'fig_p4_sim', 'fig_bfcl', 'fig_rollout', 'fig_manifold',
+           'fig_retrieval', 'fig_tuner_rewards', 'fig_tuner_pareto', 'fig_tuner_actions', 'fig_tuner_canary',
+           'fig_controller_training', 'fig_controller', 'fig_risk_models', 'fig_breach', 'fig_decision_curves',
+           'fig_decision_policies']
 
 # %% ../../nbs/80_report/81_figures.ipynb #c2b5aff6
 def save_fig(fig, name:str, folder:str|Path|None=None) -> list[Path]:
@@ -53,17 +54,25 @@ def fig_latency_cdf(df:pd.DataFrame, folder=None) -> list[Path]:
     fig.tight_layout()
     return save_fig(fig, 'p1_latency_cdf', folder)
 
-def fig_qps(summary:pd.DataFrame, folder=None) -> list[Path]:
-    "Offered load against p95/p99 latency, and against success@SLO at every SLO in the summary (open-loop rows)."
+def qps_figure(summary:pd.DataFrame):
+    "Offered load against p95/p99 latency, and against success@SLO at every SLO in the summary (open-loop rows). Where the summary has `idle` rows (one request at a time), each series' unloaded E2E p95 is drawn as its floor."
     import matplotlib.pyplot as plt, seaborn as sns
     s = summary[summary['stage'].eq('load') if 'stage' in summary else summary['load_level'].notna()].copy()
-    backend = s['backend'].fillna('in process') if 'backend' in s else pd.Series('', index=s.index)
-    s['series'] = (backend + ': ' if backend.nunique() > 1 or backend.ne('').any() else '') + s['category'] + (' / ' + s['config'] if s['config'].nunique() > 1 else '')
+    def series(d, configs=s['config'].nunique() > 1):   # the same label for a series' load and idle rows
+        backend = d['backend'].fillna('in process') if 'backend' in d else pd.Series('', index=d.index)
+        return (backend + ': ' if backend.nunique() > 1 or backend.ne('').any() else '') + d['category'] + (' / ' + d['config'] if configs else '')
+    s['series'] = series(s)
     levels = sorted(s['load_level'].unique())
     sns.set_theme(style='whitegrid', context='paper')
+    pal = dict(zip(s['series'].unique(), sns.color_palette(n_colors=s['series'].nunique())))   # one colour per series in both panels and the floor
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.6))
     long = s.melt(id_vars=['load_level', 'series'], value_vars=['e2e_s_p95', 'e2e_s_p99', 'ttft_s_p95'], var_name='percentile', value_name='seconds')
-    sns.lineplot(data=long, x='load_level', y='seconds', hue='series', style='percentile', markers=True, ax=ax[0])
+    sns.lineplot(data=long, x='load_level', y='seconds', hue='series', style='percentile', markers=True, palette=pal, ax=ax[0])
+    idle = summary[summary['stage'].eq('idle')].copy() if 'stage' in summary else summary.iloc[:0]
+    if len(idle):
+        idle['series'] = series(idle)
+        for i, (_, r) in enumerate(idle[idle['series'].isin(pal)].iterrows()):
+            ax[0].axhline(r['e2e_s_p95'], color=pal[r['series']], ls='-.', lw=0.9, alpha=0.8, label='idle E2E p95 (one at a time)' if i == 0 else None)
     ax[0].set_title('tail latency under load')
     slo_cols = [c for c in s.columns if c.startswith('success_at_slo_') and not c.endswith(('_lo', '_hi'))]
     g = s.melt(id_vars=['load_level', 'series'], value_vars=slo_cols, var_name='SLO', value_name='success@SLO')
@@ -77,7 +86,11 @@ def fig_qps(summary:pd.DataFrame, folder=None) -> list[Path]:
         a.set_xlabel('offered load (requests/s)')
         a.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2)   # below the panel: never over the data
     fig.tight_layout()
-    return save_fig(fig, 'p1_qps', folder)
+    return fig
+
+def fig_qps(summary:pd.DataFrame, folder=None) -> list[Path]:
+    "`qps_figure` saved as `p1_qps`."
+    return save_fig(qps_figure(summary), 'p1_qps', folder)
 
 def fig_disagreement(summary:pd.DataFrame, folder=None) -> list[Path]:
     "Disagreement over repeats per category and config, with 95% CIs."
@@ -257,8 +270,8 @@ def fig_rl_stages(table:pd.DataFrame, wins:pd.DataFrame|None=None, name:str='p2_
     fig.tight_layout()
     return save_fig(fig, name, folder)
 
-def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None, kl_target:float|None=None) -> list[Path]:
-    "Training curves from each stage's log history ({stage: [log rows]}): the measure each stage optimises, GRPO's KL, and RLOO's KL with its adaptive coefficient β (right axis) against `kl_target`."
+def rl_curves_figure(histories:dict, kl_target:float|None=None):
+    "The figure `fig_rl_curves` saves: one panel per stage measure; a panel with several lines carries its legend below it, never over the curves."
     import matplotlib.pyplot as plt, seaborn as sns
     sns.set_theme(style='whitegrid', context='paper')
     rewards = lambda s: ['reward', *(f'rewards/{k}/mean' for k in ('rm_score', 'schema', 'success', 'length'))]
@@ -268,7 +281,8 @@ def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None, kl_targe
               ('rloo', rewards('rloo'), 'RLOO shaped rewards'), ('rloo', ['kl', 'beta'], 'RLOO KL to SFT and β')]
     panels = [p for p in panels if histories.get(p[0])]
     n = max(1, len(panels)); cols = min(4, n); rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3*cols, 2.9*rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3*cols, 3.5*rows), squeeze=False)
+    below = lambda ax, h, l: ax.legend(h, l, fontsize=6, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=min(3, len(l)), frameon=False)
     for ax in axes.flat[n:]: ax.axis('off')
     for ax, (stage, keys, title) in zip(axes.flat, panels):
         h = pd.DataFrame(histories[stage])
@@ -278,14 +292,18 @@ def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None, kl_targe
             ax.set_ylabel('KL'); b = ax.twinx(); s = h[['step', 'beta']].dropna()
             b.plot(s['step'], s['beta'], c='C3', marker='.', label='β'); b.set_ylabel('β', color='C3'); b.grid(False)
             lines = ax.get_legend_handles_labels(); more = b.get_legend_handles_labels()
-            ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=6)
+            below(ax, lines[0] + more[0], lines[1] + more[1])
         else:
             for k in keys:
                 if k in h: s = h[['step', k]].dropna(); ax.plot(s['step'], s[k], marker='.', label=k.replace('rewards/', '').replace('/mean', '').replace('rm_score', 'reward model'))
-            ax.legend(fontsize=6)
-        ax.set_title(title); ax.set_xlabel('step')
-    fig.tight_layout()
-    return save_fig(fig, name, folder)
+            if len(ax.get_lines()) > 1: below(ax, *ax.get_legend_handles_labels())   # one line: the title names it
+        ax.set_title(title); ax.set_xlabel('step', labelpad=1)
+    fig.tight_layout(h_pad=2.5)
+    return fig
+
+def fig_rl_curves(histories:dict, name:str='p2_rl_curves', folder=None, kl_target:float|None=None) -> list[Path]:
+    "Training curves from each stage's log history ({stage: [log rows]}): the measure each stage optimises, GRPO's KL, and RLOO's KL with its adaptive coefficient β (right axis) against `kl_target`."
+    return save_fig(rl_curves_figure(histories, kl_target), name, folder)
 
 # %% ../../nbs/80_report/81_figures.ipynb #42acbc0a
 def fig_p4_tail(table:pd.DataFrame, slo_e2e_s:float, name:str='p4_tail', folder=None) -> list[Path]:
