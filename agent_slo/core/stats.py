@@ -10,8 +10,8 @@ from scipy import stats
 
 # %% auto #0
 __all__ = ['rate_ci', 'rate_with_ci', 'rate_diff_ci', 'ci_cols', 'bootstrap_interval', 'bootstrap_ci', 't_ci', 'paired_table',
-           'paired_rate_diff', 'mcnemar', 'paired_diff', 'signed_rank', 'against_null', 'unpaired_diff',
-           'reliability_table', 'ece', 'auc_ci']
+           'paired_rate_diff', 'paired_counts_diff', 'mcnemar', 'paired_diff', 'signed_rank', 'against_null',
+           'unpaired_diff', 'reliability_table', 'ece', 'auc_ci']
 
 # %% ../../nbs/00_core/02_stats.ipynb #765b2018
 def _finite(x) -> np.ndarray:
@@ -80,7 +80,11 @@ def paired_table(x, y) -> tuple[int, int, int, int]:
 
 def paired_rate_diff(x, y, confidence:float=0.95) -> tuple[float, float, float]:
     "(rate(x) - rate(y), low, high) for paired 0/1 verdicts, by Newcombe's square-and-add interval (method 10)."
-    a, b, c, d = paired_table(x, y); n = a + b + c + d
+    return paired_counts_diff(*paired_table(x, y), confidence)
+
+def paired_counts_diff(a:int, b:int, c:int, d:int, confidence:float=0.95) -> tuple[float, float, float]:
+    "`paired_rate_diff` from the paired table's counts (both 1, only x, only y, neither), where only the counts were kept."
+    n = a + b + c + d
     if n == 0: return (math.nan, math.nan, math.nan)
     p1, l1, u1 = rate_ci(a + b, n, confidence)
     p2, l2, u2 = rate_ci(a + c, n, confidence)
