@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check --progress-bar off
 
-.PHONY: install vllm chromium latex papers site arxiv weekly results demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve bench-vllm-dtype soak tune clean
+.PHONY: install vllm chromium latex papers site arxiv weekly results demo test test-all export-check lint-imports readme lab p1 stability bench agg figs p2 p3 p3-controller p5 sweeps train.sft train.rm train.dpo train.grpo train.rloo train.all train.long train.risk train.accept train.breach collect.breach admit.breach train.uplift train.ppo.decision p6b rl p4 bfcl bfcl-episodes bfcl-quick bench-foundation bench-harness bench-reward bench-constrained bench-features bench-serve bench-vllm-dtype soak tune clean
 
 $(STAMP): requirements.txt setup.py settings.ini
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,6 +99,12 @@ p5: install
 # (3.4 min per multi-turn episode measured). BFCL whole takes days (the report prints its estimate). bfcl-quick runs in minutes.
 bfcl: install
 	$(BIN)/agent-slo bfcl
+
+# the multi-turn episodes and memory alone, at the full preset's sample: writes bfcl_episodes.csv and leaves the single-turn
+# aggregates (and the run RUNS.json names for them) as they are; its records join out/bfcl, so a later `make bfcl` resumes past them
+BFCL_EPISODE_ARGS ?=
+bfcl-episodes: install
+	$(BIN)/agent-slo bfcl -p modes='[]' -p adapter=null -p format_limit=0 $(BFCL_EPISODE_ARGS)
 
 bfcl-quick: install
 	$(BIN)/agent-slo bfcl --quick --out out/bfcl-quick
