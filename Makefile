@@ -95,8 +95,9 @@ p5: install
 
 # BFCL as a whole: every offline category in JSON, prompt and FC modes, the best registered adapter, format sensitivity,
 # the multi-turn episodes and the leaderboard's groups. The full preset samples every part (configs/presets.yaml): its single-turn
-# modes and format sensitivity took 77 min of model time on 2 cores; its 36 episodes and memory items take about 2 h more
-# (3.4 min per multi-turn episode measured). BFCL whole takes days (the report prints its estimate). bfcl-quick runs in minutes.
+# modes and format sensitivity took 77 min of model time on 2 cores; its 12 multi-turn episodes and 24 memory items take about
+# 3.5 h more (measured: 8 multi-turn episodes in 65 min, 5 to 16 min each, every one spending the 20-call budget of its first turn,
+# the long-context ones slowest). BFCL whole takes days (the report prints its estimate). bfcl-quick runs in minutes.
 bfcl: install
 	$(BIN)/agent-slo bfcl
 
